@@ -15,3 +15,7 @@ c.ExecutePreprocessor.timeout = 120
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Files in source/<assignment>/ that never reach students: mutants.toml holds seeded bugs written as
+# fragments of the solution.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "mutants.toml"]

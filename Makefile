@@ -1,0 +1,12 @@
+# The two commands of this repository (see README.md). Each installs what it needs first.
+.PHONY: main test
+
+main:
+	@scripts/setup.sh
+	.venv/bin/course release --all
+	.venv/bin/course validate --all
+
+test:
+	@scripts/setup.sh
+	.venv/bin/ruff check .
+	.venv/bin/python -m pytest

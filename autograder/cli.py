@@ -1,0 +1,89 @@
+"""The `course` command: one verb per arrow of the course's data flow (see README)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from autograder.course import Course, CourseError
+
+course_option = click.option(
+    "--course",
+    "course_root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="The course directory (holds nbgrader_config.py, source/, release/, submitted/).",
+)
+
+
+def _assignments(course: Course, assignments: tuple[str, ...], all_: bool) -> list[str]:
+    if all_:
+        return course.assignments()
+    if not assignments:
+        raise click.UsageError("name an assignment or pass --all")
+    return list(assignments)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Release, grade and validate the deep-learning course.
+
+    Every verb works on an nbgrader course directory (default: the current one).
+    """
+
+
+@cli.command("release")
+@click.argument("assignments", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Release every assignment in source/.")
+@click.option("--no-execute", is_flag=True, help="Write release/ only; leave solutions/ as they are.")
+@course_option
+def release_command(assignments: tuple[str, ...], all_: bool, no_execute: bool, course_root: Path) -> None:
+    """Build release/<a>/ (student notebooks) and solutions/<a>/ (executed solutions) from source/<a>/.
+
+    Solutions and hidden tests are stripped by nbgrader's own generate_assignment; files named in
+    CourseDirectory.ignore (e.g. mutants.toml) never reach students. Nothing is replaced unless the
+    whole assignment builds.
+    """
+    from autograder.release import release
+
+    course = Course.load(course_root)
+    for assignment in _assignments(course, assignments, all_):
+        report = release(course, assignment, execute_solutions=not no_execute)
+        click.echo(
+            f"{assignment}: released {len(report.notebooks)} notebook(s) in {report.release_seconds:.2f} s"
+            + ("" if no_execute else f"; solutions executed in {report.solution_seconds:.1f} s")
+        )
+
+
+@cli.command("validate")
+@click.argument("assignments", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Validate every assignment in source/.")
+@course_option
+def validate_command(assignments: tuple[str, ...], all_: bool, course_root: Path) -> None:
+    """Check that an assignment is gradable: the solution earns every autograded point and the untouched
+    release earns none, graded by nbgrader autograde. Exits non-zero on any miss."""
+    from autograder.validate import validate
+
+    course = Course.load(course_root)
+    failed = False
+    for assignment in _assignments(course, assignments, all_):
+        report = validate(course, assignment)
+        click.echo(report.table())
+        failed = failed or not report.ok
+    if failed:
+        raise SystemExit(1)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except CourseError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

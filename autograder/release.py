@@ -1,0 +1,154 @@
+"""`course release`: source/<a>/ -> release/<a>/ (student notebooks) and solutions/<a>/ (posted solutions).
+
+The student version is made by nbgrader's own GenerateAssignment converter, called in-process (no
+subprocess, no fresh interpreter per notebook). Everything is built in a scratch folder first and moved
+into place at the end, so a failure never leaves a half release behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+from nbgrader.nbgraderformat import MetadataValidator, ValidationError
+from traitlets.config import Config
+
+from autograder import cells
+from autograder.course import Course, CourseError, put_python_scripts_on_path
+
+SOLUTION_TIMEOUT_S = 300
+
+
+@dataclass
+class ReleaseReport:
+    assignment: str
+    notebooks: list[str] = field(default_factory=list)
+    release_seconds: float = 0.0
+    solution_seconds: float = 0.0
+
+    @property
+    def release_seconds_per_notebook(self) -> float:
+        return self.release_seconds / max(1, len(self.notebooks))
+
+
+def read_source_notebook(path: Path) -> NotebookNode:
+    """Read and check one source notebook; any problem is one line naming the file and the cell."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as error:  # nbformat raises several unrelated types for bad files
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CourseError(f"{path}: not a readable notebook: {first_line}") from None
+    validator = MetadataValidator()
+    first_use: dict[str, int] = {}
+    for index, cell in enumerate(nb.cells):
+        where = f"{path}: cell {index}"
+        try:
+            validator.validate_cell(cell)
+        except (ValidationError, KeyError, TypeError, ValueError) as error:
+            raise CourseError(f"{where}: invalid nbgrader metadata: {error}") from None
+        if cells.role(cell) == "free":
+            continue
+        gid = cells.grade_id(cell)
+        if gid in first_use:
+            raise CourseError(f"{where}: duplicate grade_id {gid!r} (already used by cell {first_use[gid]})")
+        first_use[gid] = index
+    return nb
+
+
+def solution_notebook(source: NotebookNode) -> NotebookNode:
+    """The notebook instructors post: solutions kept, markers removed, hidden tests removed, no outputs."""
+    nb = nbformat.from_dict(source)
+    for cell in nb.cells:
+        kind = cells.role(cell)
+        if kind == "solution":
+            cell.source = cells.solution_text(cell.source)
+        elif kind == "test":
+            cell.source = cells.public_test_text(cell.source)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return nb
+
+
+def execute_notebook(nb: NotebookNode, workdir: Path, timeout: int = SOLUTION_TIMEOUT_S) -> NotebookNode:
+    from nbclient import NotebookClient
+
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    client.execute()
+    return nb
+
+
+def _generate_student_version(course: Course, assignment: str, scratch: Path) -> Path:
+    """Run nbgrader's GenerateAssignment on a copy of the source; return the folder it wrote."""
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
+
+    put_python_scripts_on_path()
+    config = Config(course.config)
+    config.CourseDirectory.root = str(scratch)
+    config.CourseDirectory.db_url = f"sqlite:///{scratch / 'gradebook.db'}"
+    config.CourseDirectory.assignment_id = assignment
+    # nbgrader's own --no-db: the gradebook is filled at grading time, so release needs no database.
+    config.SaveCells.enabled = False
+    config.GenerateAssignment.no_database = True
+    shutil.copytree(course.source_dir / assignment, scratch / "source" / assignment)
+    coursedir = CourseDirectory(config=config)
+    converter = GenerateAssignment(coursedir=coursedir, config=config)
+    converter.log.setLevel("ERROR")
+    converter.force = True
+    try:
+        converter.start()
+    except Exception as error:
+        raise CourseError(f"{course.source_dir / assignment}: nbgrader could not generate it: {error}") from None
+    return scratch / "release" / assignment
+
+
+def _replace_dir(target: Path, new: Path, scratch: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        target.rename(scratch / f"old-{target.parent.name}")
+    new.rename(target)
+
+
+def release(course: Course, assignment: str, execute_solutions: bool = True) -> ReleaseReport:
+    source_paths = course.source_notebooks(assignment)
+    sources = {path.name: read_source_notebook(path) for path in source_paths}
+    report = ReleaseReport(assignment, notebooks=list(sources))
+
+    work_root = course.root / ".course"
+    work_root.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_root, prefix=f"release-{assignment}-") as tmp:
+        scratch = Path(tmp)
+        started = time.perf_counter()
+        student_dir = _generate_student_version(course, assignment, scratch / "nbgrader")
+        report.release_seconds = time.perf_counter() - started
+
+        solutions_dir = scratch / "solutions"
+        solutions_dir.mkdir()
+        started = time.perf_counter()
+        for name, source in sources.items():
+            solution = solution_notebook(source)
+            if execute_solutions:
+                try:
+                    execute_notebook(solution, workdir=scratch / "nbgrader" / "source" / assignment)
+                except Exception as error:
+                    first_line = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+                    raise CourseError(f"{course.source_dir / assignment / name}: solution failed: {first_line}")
+            nbformat.write(solution, solutions_dir / name)
+        report.solution_seconds = time.perf_counter() - started
+
+        _replace_dir(course.release_dir / assignment, student_dir, scratch)
+        if execute_solutions:
+            _replace_dir(course.solutions_dir / assignment, solutions_dir, scratch)
+    return report

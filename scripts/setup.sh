@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the course needs, once, and does nothing when it is already there:
+#   - Debian's bubblewrap (the student sandbox), when we are root and it is missing;
+#   - a project virtualenv in .venv with the course package and its pinned dependencies
+#     (torch==2.13.0 CPU build: pip finds it on local disk, never a CUDA build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v bwrap >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing bubblewrap (student sandbox)"
+        apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null
+    else
+        echo "setup: bubblewrap is missing and we are not root: grading will run with reduced isolation" >&2
+    fi
+fi
+
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    echo "setup: installing the course into .venv (first run only)"
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+    .venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+    .venv/bin/python -c "import torch, nbgrader, autograder, course_utils" \
+        || { echo "setup: install failed" >&2; exit 1; }
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi
