@@ -144,7 +144,8 @@ def release(course: Course, assignment: str, execute_solutions: bool = True) -> 
                     execute_notebook(solution, workdir=scratch / "nbgrader" / "source" / assignment)
                 except Exception as error:
                     first_line = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
-                    raise CourseError(f"{course.source_dir / assignment / name}: solution failed: {first_line}")
+                    where = course.source_dir / assignment / name
+                    raise CourseError(f"{where}: solution failed: {first_line}") from None
             nbformat.write(solution, solutions_dir / name)
         report.solution_seconds = time.perf_counter() - started
 
