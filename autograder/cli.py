@@ -77,6 +77,46 @@ def validate_command(assignments: tuple[str, ...], all_: bool, course_root: Path
         raise SystemExit(1)
 
 
+@cli.command("grade")
+@click.argument("assignment")
+@click.option("--student", "students", multiple=True, help="Grade only this student (repeatable).")
+@course_option
+def grade_command(assignment: str, students: tuple[str, ...], course_root: Path) -> None:
+    """Grade submitted/<student>/<ASSIGNMENT>/ for every student, tamper-proof.
+
+    Each notebook runs in a sandboxed student process; the source's tests run in a separate trusted
+    judge. Writes the gradebook (nbgrader schema), autograded/<student>/<ASSIGNMENT>/,
+    reports/<ASSIGNMENT>/grades.csv and reports/<ASSIGNMENT>/results/<student>.json.
+
+    Exit code: 0 all graded cleanly; 1 graded, but some submissions had problems (each recorded with its
+    reason); 2 the grader itself failed.
+    """
+    from autograder.grade import AssignmentSource, grade_assignment
+    from autograder.gradebook import write_grades
+    from autograder.reports import write_autograded, write_grades_csv, write_results_json
+
+    course = Course.load(course_root)
+
+    def report(result) -> None:
+        write_autograded(course, result)
+        write_results_json(course, result)
+        flag = f"  problem: {'; '.join(result.problems)}" if result.problems else ""
+        click.echo(f"{result.student:<20} {result.score:6g}/{result.auto_max:g}  {result.seconds:5.1f} s{flag}")
+
+    results = grade_assignment(course, assignment, list(students) or None, progress=report)
+    if not results:
+        click.echo(f"no submissions in {course.submitted_dir}/*/{assignment}/")
+        return
+    write_grades(course, AssignmentSource.load(course, assignment).notebooks, results)
+    csv_path = write_grades_csv(course, assignment, results)
+    isolation = sorted({result.isolation for result in results if result.isolation})
+    click.echo(f"graded {len(results)} submission(s); isolation: {', '.join(isolation) or 'n/a'}; {csv_path}")
+    if any(result.isolation.startswith("reduced") for result in results):
+        click.echo("WARNING: isolation is reduced (see above): student code could read files on this machine.")
+    if any(result.has_problems for result in results):
+        raise SystemExit(1)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

@@ -54,8 +54,12 @@ def _anchor_checks(course: Course, assignment: str) -> list[Check]:
             f"{solution.auto_score:g}/{solution.auto_max:g}",
             solution.auto_score == solution.auto_max > 0,
         ),
-        Check("nbgrader: blank release", f"0/{blank.auto_max:g}", f"{blank.auto_score:g}/{blank.auto_max:g}",
-              blank.auto_score == 0),
+        Check(
+            "nbgrader: blank release",
+            f"0/{blank.auto_max:g}",
+            f"{blank.auto_score:g}/{blank.auto_max:g}",
+            blank.auto_score == 0,
+        ),
     ]
 
 

@@ -1,0 +1,253 @@
+"""`course grade`: grade every submission of an assignment, one sandboxed student process per notebook.
+
+For each notebook the plan (intake) is walked in order: student cells run in the student process,
+read-only cells run there and in the judge, test cells run in the judge only. Every outcome, including
+crashes, timeouts and unreadable files, becomes a recorded result.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from autograder import cells, intake
+from autograder.course import Course, CourseError
+from autograder.judge import CourseCodeError, Judge
+from autograder.release import read_source_notebook
+from autograder.results import CellResult, SubmissionResult
+from autograder.sandbox import Limits
+from autograder.student_process import StudentGone, StudentProcess
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    cell_s: float = 120.0
+    notebook_s: float = 900.0
+
+    @classmethod
+    def from_course(cls, course: Course) -> Timeouts:
+        cell = course.config.ExecutePreprocessor.get("timeout", cls.cell_s)
+        return cls(cell_s=float(cell or cls.cell_s))
+
+
+@dataclass
+class AssignmentSource:
+    """What the judge knows about an assignment: the source notebooks and the release's data files."""
+
+    name: str
+    notebooks: dict[str, NotebookNode]
+    data_dir: Path | None  # release/<a>/ (data files students get), copied into every sandbox
+
+    @classmethod
+    def load(cls, course: Course, assignment: str) -> AssignmentSource:
+        notebooks = {p.name: read_source_notebook(p) for p in course.source_notebooks(assignment)}
+        release = course.release_dir / assignment
+        return cls(assignment, notebooks, release if release.is_dir() else None)
+
+
+def _outputs(result: dict) -> list[NotebookNode]:
+    outputs = []
+    for name in ("stdout", "stderr"):
+        if result.get(name):
+            outputs.append(nbformat.v4.new_output("stream", name=name, text=result[name]))
+    if result.get("result") is not None:
+        outputs.append(
+            nbformat.v4.new_output("execute_result", data={"text/plain": result["result"]}, execution_count=None)
+        )
+    error = result.get("error")
+    if error:
+        outputs.append(
+            nbformat.v4.new_output(
+                "error",
+                ename=str(error.get("type", "Error")),
+                evalue=str(error.get("message", "")),
+                traceback=str(error.get("traceback", "")).splitlines(),
+            )
+        )
+    return outputs
+
+
+def _verdict_output(result: CellResult) -> list[NotebookNode]:
+    outputs = []
+    if result.output:
+        outputs.append(nbformat.v4.new_output("stream", name="stdout", text=result.output))
+    if result.message:
+        outputs.append(
+            nbformat.v4.new_output(
+                "error",
+                ename="TestFailed",
+                evalue=result.public_message,
+                traceback=[f"{result.grade_id}: {result.score:g}/{result.max_points:g} points", result.public_message],
+            )
+        )
+    else:
+        outputs.append(
+            nbformat.v4.new_output(
+                "stream",
+                name="stdout",
+                text=f"{result.grade_id}: passed, {result.score:g}/{result.max_points:g} points\n",
+            )
+        )
+    return outputs
+
+
+def _stage_inputs(source: AssignmentSource, files: list[Path], folder: Path | None, target: Path) -> None:
+    """The student process's starting files: the release's data files, then the submission's files."""
+    target.mkdir(parents=True)
+    if source.data_dir is not None:
+        for path in source.data_dir.rglob("*"):
+            if path.is_file() and not path.is_symlink() and path.suffix != ".ipynb":
+                destination = target / path.relative_to(source.data_dir)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, destination)
+    for path in files:
+        destination = target / path.relative_to(folder)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, destination)
+
+
+def grade_notebook(
+    plan: intake.NotebookPlan, inputs: Path, timeouts: Timeouts, limits: Limits, slot: int, result: SubmissionResult
+) -> NotebookNode:
+    """Run one notebook's plan; append its CellResults to `result`; return the autograded notebook."""
+    autograded = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}
+    )
+    if plan.problem:
+        for item in plan.cells:
+            if item.kind == "test":
+                result.cells.append(
+                    CellResult(
+                        plan.name,
+                        item.grade_id,
+                        item.points,
+                        0.0,
+                        f"not graded: {plan.problem}",
+                        has_hidden=cells.BEGIN_HIDDEN in item.code,
+                        gpu=item.gpu,
+                    )
+                )
+            autograded.cells.append(item.cell)
+        return autograded
+
+    started = time.monotonic()
+    with StudentProcess(inputs, limits, slot) as process:
+        result.isolation = process.isolation
+        judge = Judge(process)
+        for position, item in enumerate(plan.cells, start=1):
+            cell = item.cell
+            autograded.cells.append(cell)
+            left = timeouts.notebook_s - (time.monotonic() - started)
+            if left <= 0 and process.gone_reason is None:
+                process.kill(f"the notebook's time limit of {timeouts.notebook_s:g} s was used up")
+            if item.kind in ("student", "readonly"):
+                if item.code.strip() and process.gone_reason is None:
+                    try:
+                        label = f"cell {item.grade_id}" if item.grade_id else f"your added cell {position}"
+                        answer = process.run_cell(item.code, min(timeouts.cell_s, max(left, 1)), label)
+                        cell.outputs = _outputs(answer)
+                    except StudentGone as gone:
+                        cell.outputs = _outputs({"error": {"type": "StudentProcessEnded", "message": str(gone)}})
+                        result.problems.append(f"{plan.name}: {gone}")
+                if item.kind == "readonly":
+                    judge.run_readonly(item.code, item.grade_id)
+            elif item.kind == "test":
+                outcome = judge.run_test(item.code, item.grade_id, item.points, min(timeouts.cell_s, max(left, 1)))
+                cell_result = CellResult(
+                    plan.name,
+                    item.grade_id,
+                    item.points,
+                    outcome.score,
+                    outcome.message,
+                    outcome.output,
+                    cells.BEGIN_HIDDEN in item.code,
+                    outcome.hidden_failed,
+                    item.gpu,
+                )
+                result.cells.append(cell_result)
+                cell.outputs = _verdict_output(cell_result)
+    return autograded
+
+
+def _manual_results(name: str, source: NotebookNode) -> list[CellResult]:
+    return [
+        CellResult(name, cells.grade_id(cell), cells.points(cell), None, "needs manual grading")
+        for cell in source.cells
+        if cells.role(cell) == "solution" and cells.is_graded(cell)
+    ]
+
+
+def grade_submission(
+    source: AssignmentSource,
+    folder: Path,
+    student: str,
+    timeouts: Timeouts = Timeouts(),
+    limits: Limits = Limits(),
+    slot: int = 0,
+) -> SubmissionResult:
+    started = time.monotonic()
+    result = SubmissionResult(student, source.name)
+    submission = intake.read_submission(folder, student, list(source.notebooks))
+    result.findings.extend(submission.findings)
+    with tempfile.TemporaryDirectory(prefix="inputs-") as tmp:
+        inputs = Path(tmp) / "files"
+        _stage_inputs(source, submission.files, submission.folder, inputs)
+        for name, source_nb in source.notebooks.items():
+            problem = submission.problems.get(name)
+            if problem:
+                result.problems.append(f"{name}: {problem}")
+            plan = intake.build_plan(name, source_nb, submission.notebooks.get(name), problem)
+            result.findings.extend(f"{name}: {finding}" for finding in plan.findings)
+            result.autograded[name] = grade_notebook(plan, inputs, timeouts, limits, slot, result)
+            result.cells.extend(_manual_results(name, source_nb))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def grade_notebook_file(
+    source: AssignmentSource, notebook: NotebookNode, name: str, student: str = "check", timeouts: Timeouts = Timeouts()
+) -> SubmissionResult:
+    """Grade one in-memory notebook (validation, mutants): written to a scratch folder and graded."""
+    with tempfile.TemporaryDirectory(prefix="one-") as tmp:
+        folder = Path(tmp) / student
+        folder.mkdir()
+        nbformat.write(notebook, folder / name)
+        return grade_submission(source, folder, student, timeouts)
+
+
+def submissions(course: Course, assignment: str) -> list[tuple[str, Path]]:
+    root = course.submitted_dir
+    if not root.is_dir():
+        return []
+    found = []
+    for student_dir in sorted(root.iterdir()):
+        if student_dir.is_dir() and not student_dir.name.startswith("."):
+            folder = student_dir / assignment
+            if folder.exists() or folder.is_symlink():
+                found.append((student_dir.name, folder))
+    return found
+
+
+def grade_assignment(
+    course: Course, assignment: str, students: list[str] | None = None, progress=None
+) -> list[SubmissionResult]:
+    source = AssignmentSource.load(course, assignment)
+    timeouts = Timeouts.from_course(course)
+    results = []
+    for student, folder in submissions(course, assignment):
+        if students and student not in students:
+            continue
+        try:
+            result = grade_submission(source, folder, student, timeouts)
+        except CourseCodeError as error:
+            raise CourseError(f"{course.source_dir / assignment}: {error}") from None
+        results.append(result)
+        if progress:
+            progress(result)
+    return results

@@ -1,0 +1,207 @@
+"""The trusted judge: runs the SOURCE notebook's test cells against the student process.
+
+Name resolution is the security boundary:
+- names bound by read-only cells and test cells (run here, from the source) are trusted and always win;
+- builtins are always the judge's own;
+- a module the student imported resolves to the judge's own copy of that module;
+- any other name the student defined becomes a copy of its data, or a StudentObject stand-in.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import importlib
+import io
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+from autograder import cells
+from autograder.proxy import StudentLink, StudentObject
+from autograder.student_process import StudentError, StudentGone, StudentProcess, StudentTimeout
+
+JUDGE_MODULE_ROOTS = {
+    "numpy", "torch", "math", "cmath", "random", "statistics", "time", "collections", "itertools",
+    "functools", "operator", "string", "re", "json", "copy", "dataclasses", "typing", "scipy", "sklearn",
+    "matplotlib", "course_utils", "gymnasium",
+}  # fmt: skip
+OUTPUT_LIMIT = 16 * 1024
+
+
+class CourseCodeError(Exception):
+    """A read-only source cell failed in the judge: an authoring problem, not the student's."""
+
+
+@dataclass
+class TestOutcome:
+    score: float
+    message: str  # what went wrong, or "" when the cell passed
+    output: str  # what the public part of the test printed
+    hidden_failed: bool = False  # the failure is in a hidden block: its message is hidden too
+
+
+def referenced_names(code: str) -> set[str]:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
+def assigned_names(code: str) -> set[str]:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def _capped(text: str) -> str:
+    return text if len(text) <= OUTPUT_LIMIT else text[:OUTPUT_LIMIT] + "\n... [output truncated]\n"
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, StudentError):
+        frames = [line for line in error.student_traceback.splitlines() if line.startswith("  File ")]
+        where = f"\n  (last place in your code: {frames[-1].strip()})" if frames else ""
+        return f"your code raised {error}{where}"
+    if isinstance(error, AssertionError):
+        return f"AssertionError: {error}" if str(error) else "AssertionError (a check in the test failed)"
+    if isinstance(error, StudentTimeout):
+        return f"TimeoutError: {error}"
+    if isinstance(error, StudentGone):
+        return f"not graded: {error}"
+    return f"{type(error).__name__}: {error}"
+
+
+class Judge:
+    def __init__(self, process: StudentProcess):
+        self.process = process
+        self.link = StudentLink(process)
+        self.namespace: dict = {"__name__": "__judge__", "__builtins__": builtins}
+        self.trusted: set[str] = set()
+        self.bound_from_student: set[str] = set()
+        self.trusted_code: list[str] = []
+
+    def run_readonly(self, code: str, grade_id: str) -> None:
+        """Run a read-only source cell judge-side, so what it defines is trusted."""
+        self._unbind_student_names()
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                exec(compile(code, f"<read-only cell {grade_id}>", "exec"), self.namespace)
+        except Exception as error:
+            raise CourseCodeError(
+                f"read-only cell {grade_id!r} failed in the judge ({type(error).__name__}: {error}); "
+                "read-only cells must not use names the student defines"
+            ) from None
+        self.trusted |= assigned_names(code)
+        self.trusted_code.append(code)
+
+    def _unbind_student_names(self) -> None:
+        for name in self.bound_from_student:
+            self.namespace.pop(name, None)
+        self.bound_from_student = set()
+
+    def _bind_student_names(self, code: str) -> None:
+        self._unbind_student_names()
+        wanted = referenced_names(code)
+        for trusted_code in self.trusted_code:
+            wanted |= referenced_names(trusted_code)
+        wanted -= self.trusted
+        wanted -= set(dir(builtins))
+        if not wanted:
+            return
+        student_names = self.process.names()
+        for name in sorted(wanted & set(student_names)):
+            kind = student_names[name]
+            if kind.startswith("module:"):
+                value = self._judge_module(kind.removeprefix("module:"))
+                if value is None:
+                    continue
+            else:
+                value = self.link.get(name)
+            self.namespace[name] = value
+            self.bound_from_student.add(name)
+
+    @staticmethod
+    def _judge_module(module_name: str):
+        if module_name in sys.modules:
+            return sys.modules[module_name]
+        if module_name.split(".")[0] in JUDGE_MODULE_ROOTS:
+            try:
+                return importlib.import_module(module_name)
+            except ImportError:
+                return None
+        return None
+
+    def run_test(self, code: str, grade_id: str, max_points: float, timeout: float) -> TestOutcome:
+        """Run one test cell (source version, hidden blocks included) segment by segment."""
+        self.link.set_budget(timeout)
+        output = io.StringIO()
+        segments = cells.split_hidden(code)
+        last_value = None
+        failure: TestOutcome | None = None
+        try:
+            self._bind_student_names(code)
+        except (StudentGone, StudentTimeout, StudentError) as error:
+            return TestOutcome(0.0, _describe(error), "")
+        started = time.monotonic()
+        for number, (hidden, segment) in enumerate(segments):
+            is_last = number == len(segments) - 1
+            try:
+                public_out = output if not hidden else io.StringIO()
+                with contextlib.redirect_stdout(public_out), contextlib.redirect_stderr(public_out):
+                    last_value = self._exec_segment(segment, grade_id, keep_value=is_last)
+            except Exception as error:  # the test failed: any exception is the test's verdict
+                failure = TestOutcome(0.0, _describe(error), _capped(output.getvalue()), hidden_failed=hidden)
+                break
+            if time.monotonic() - started > timeout:
+                failure = TestOutcome(
+                    0.0,
+                    f"TimeoutError: the test took longer than {timeout:g} s",
+                    _capped(output.getvalue()),
+                    hidden_failed=hidden,
+                )
+                break
+        self.trusted |= assigned_names(code)
+        self.trusted_code.append(code)
+        if failure is not None:
+            return failure
+        return TestOutcome(self._score(last_value, max_points), "", _capped(output.getvalue()))
+
+    def _exec_segment(self, segment: str, grade_id: str, keep_value: bool):
+        name = f"<test cell {grade_id}>"
+        tree = ast.parse(segment, filename=name)
+        last = None
+        if keep_value and tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = tree.body.pop()
+        exec(compile(tree, name, "exec"), self.namespace)
+        if last is None:
+            return None
+        return eval(compile(ast.Expression(last.value), name, "eval"), self.namespace)
+
+    @staticmethod
+    def _score(value, max_points: float) -> float:
+        """nbgrader's rule: a numeric last expression is partial credit; anything else is full credit."""
+        if isinstance(value, StudentObject):
+            return 0.0
+        if isinstance(value, bool) or value is None:
+            return max_points
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return max_points
+        if math.isnan(number):
+            return 0.0
+        return min(max(number, 0.0), max_points)

@@ -1,0 +1,59 @@
+"""What grading produces: one CellResult per graded cell, gathered per submission."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nbformat import NotebookNode
+
+
+@dataclass
+class CellResult:
+    notebook: str
+    grade_id: str
+    max_points: float
+    score: float | None  # None: a manually graded cell, waiting for a person
+    message: str = ""  # why points were lost ("" when none were)
+    output: str = ""  # what the public part of the test printed
+    has_hidden: bool = False  # the test cell has hidden tests
+    hidden_failed: bool = False  # the failure is inside a hidden block
+    gpu: bool = False
+
+    @property
+    def manual(self) -> bool:
+        return self.score is None
+
+    @property
+    def public_message(self) -> str:
+        """What a student may read before hidden tests are published."""
+        if self.hidden_failed:
+            return "hidden tests failed (details are published with the grades)"
+        return self.message
+
+
+@dataclass
+class SubmissionResult:
+    student: str
+    assignment: str
+    cells: list[CellResult] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # notebook-level reasons (unreadable, missing, crashed)
+    isolation: str = ""
+    seconds: float = 0.0
+    autograded: dict[str, NotebookNode] = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return sum(cell.score for cell in self.cells if cell.score is not None)
+
+    @property
+    def auto_max(self) -> float:
+        return sum(cell.max_points for cell in self.cells if not cell.manual)
+
+    @property
+    def max_score(self) -> float:
+        return sum(cell.max_points for cell in self.cells)
+
+    @property
+    def has_problems(self) -> bool:
+        return bool(self.problems)

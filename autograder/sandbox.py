@@ -1,0 +1,234 @@
+"""How the student process is confined: bubblewrap namespaces plus resource limits.
+
+With bubblewrap (Debian's `bubblewrap`, installed by scripts/setup.sh) the student process gets:
+- no network (its own empty network namespace) and its own PID namespace (killing it kills every
+  process it started, setsid or not);
+- a filesystem made of read-only system directories, the Python installation, the runner, a copy of
+  course_utils and the assignment's data files, and one writable size-limited tmpfs scratch dir.
+  The course (source/, gradebook, other submissions) and the grader's code are simply not there;
+- when the grader runs as root, a dedicated unprivileged uid per worker slot, so process limits bite.
+Resource limits (setrlimit, inherited): memory via RLIMIT_DATA (RLIMIT_AS breaks `import torch`),
+processes, file size, open files, CPU seconds, no core dumps.
+
+Without a usable bubblewrap the same limits apply to a plain child process under the dedicated uid
+and `isolation` says "reduced": the report and the CLI print it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import autograder
+import course_utils
+
+RUNNER_FILES = ("wire.py", "student_runner.py")
+SANDBOX_UID_BASE = 61000
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int = 6 * 1024**3
+    processes: int = 256
+    file_bytes: int = 64 * 1024**2
+    open_files: int = 256
+    cpu_seconds: int = 1800
+    scratch_bytes: int = 512 * 1024**2
+
+
+@dataclass(frozen=True)
+class Launch:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    preexec: object
+    pass_fds: tuple[int, ...]
+    isolation: str  # "bubblewrap" or "reduced: <why>"
+
+
+def _set_limits(limits: Limits) -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_DATA, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
+    # Counted per uid, and ignored for root: it bites once the bootstrap has switched to the sandbox uid.
+    resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+
+
+def _namespaces() -> list[str]:
+    """Every namespace but the user namespace when we are root (we switch uid ourselves, inside)."""
+    if os.geteuid() == 0:
+        return ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    return ["--unshare-all"]
+
+
+def sandbox_uid(slot: int) -> int | None:
+    """A uid of its own for each worker slot when we can switch uid (root); None otherwise."""
+    return SANDBOX_UID_BASE + slot if os.geteuid() == 0 else None
+
+
+def _environment(home: str) -> dict[str, str]:
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": home,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "MPLBACKEND": "Agg",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "LANG": "C.UTF-8",
+        **{k: v for k, v in os.environ.items() if k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
+    }
+
+
+def stage_runner(folder: Path) -> None:
+    """Copy what the student process may see of our code: the runner, the wire codec, course_utils."""
+    package = Path(autograder.__file__).parent
+    (folder / "runner").mkdir(parents=True)
+    for name in RUNNER_FILES:
+        shutil.copy(package / name, folder / "runner" / name)
+    shutil.copytree(
+        Path(course_utils.__file__).parent,
+        folder / "lib" / "course_utils",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    folder.chmod(0o755)
+
+
+@functools.cache
+def bubblewrap_problem() -> str | None:
+    """None when bubblewrap can build our sandbox here, else the reason it cannot."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return "bubblewrap (bwrap) is not installed"
+    try:
+        done = subprocess.run(
+            [
+                bwrap,
+                *_namespaces(),
+                "--die-with-parent",
+                *_system_binds(),
+                *_python_binds(),
+                "--proc",
+                "/proc",
+                sys.executable,
+                "-I",
+                "-c",
+                "pass",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bubblewrap failed to start: {error}"
+    if done.returncode != 0:
+        return f"bubblewrap cannot create namespaces here: {done.stderr.strip()[:200]}"
+    return None
+
+
+def _system_binds() -> list[str]:
+    binds = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "lib", "lib64", "sbin"):
+        path = Path("/") / name
+        if path.is_symlink():
+            binds += ["--symlink", os.readlink(path), f"/{name}"]
+        elif path.is_dir():
+            binds += ["--ro-bind", str(path), f"/{name}"]
+    for name in ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives", "/etc/ssl"):
+        if os.path.exists(name):
+            binds += ["--ro-bind", name, name]
+    return binds
+
+
+def _python_binds() -> list[str]:
+    """The Python installation and virtualenv at their own paths, with world-readable parent folders."""
+    prefixes = sorted({sys.base_prefix, sys.prefix, os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)})
+    parents = sorted({str(p) for prefix in prefixes for p in Path(prefix).parents if str(p) != "/"}, key=len)
+    binds = []
+    for parent in parents:
+        binds += ["--perms", "0755", "--dir", parent]
+    for prefix in prefixes:
+        binds += ["--ro-bind", prefix, prefix]
+    return binds
+
+
+def _bootstrap(paths: list[str], runner: str, copy_from: str | None = None, uid: int | None = None) -> str:
+    """The few lines the student's Python runs first: drop to the sandbox uid, copy the submission in,
+    find the runner, start it."""
+    lines = ["import os, runpy, shutil, sys"]
+    if uid is not None:
+        lines.append(f"os.setgroups([]); os.setgid({uid}); os.setuid({uid})")
+    if copy_from:
+        lines.append(
+            f"[(os.makedirs(os.path.relpath(d, {copy_from!r}), exist_ok=True), "
+            f"[shutil.copyfile(os.path.join(d, f), os.path.join(os.path.relpath(d, {copy_from!r}), f)) for f in fs]) "
+            f"for d, _, fs in os.walk({copy_from!r})]"
+        )
+    lines.append(f"sys.path[:0] = {paths!r}")
+    lines.append(f"runpy.run_path({runner!r}, run_name='__main__')")
+    return "; ".join(lines)
+
+
+def launch(staged: Path, inputs: Path, request_fd: int, answer_fd: int, limits: Limits, slot: int) -> Launch:
+    """How to start the student process.
+
+    staged: the folder made by stage_runner; inputs: the submission's files (copied into scratch).
+    """
+    fds = (str(request_fd), str(answer_fd))
+    problem = bubblewrap_problem()
+    if problem is None:
+        uid = sandbox_uid(slot)
+        code = _bootstrap(
+            ["/sandbox/runner", "/sandbox/lib", "/scratch"],
+            "/sandbox/runner/student_runner.py",
+            copy_from="/submission",
+            uid=uid,
+        )
+        argv = [
+            shutil.which("bwrap"),
+            *_namespaces(),
+            "--die-with-parent",
+            "--new-session",
+            "--as-pid-1",
+            *_system_binds(),
+            *_python_binds(),
+            "--proc", "/proc",
+            "--dev", "/dev",
+            "--perms", "1777", "--tmpfs", "/tmp",
+            "--ro-bind", str(staged), "/sandbox",
+            "--ro-bind", str(inputs), "/submission",
+            "--perms", "1777", "--size", str(limits.scratch_bytes), "--tmpfs", "/scratch",
+            "--chdir", "/scratch",
+            "--hostname", "student",
+            sys.executable, "-I", "-c", code, *fds,
+        ]  # fmt: skip
+        return Launch(
+            argv, _environment("/scratch"), "/", lambda: _set_limits(limits), (request_fd, answer_fd), "bubblewrap"
+        )
+
+    # Reduced isolation: limits and a private working copy, but the filesystem and network stay visible.
+    scratch = inputs.parent / "scratch"
+    shutil.copytree(inputs, scratch)
+    code = _bootstrap(
+        [str(staged / "runner"), str(staged / "lib"), str(scratch)], str(staged / "runner" / "student_runner.py")
+    )
+    argv = [sys.executable, "-I", "-c", code, *fds]
+    return Launch(
+        argv,
+        _environment(str(scratch)),
+        str(scratch),
+        lambda: _set_limits(limits),
+        (request_fd, answer_fd),
+        f"reduced: {problem}",
+    )
