@@ -4,7 +4,7 @@
 main:
 	@scripts/setup.sh
 	.venv/bin/course release --all
-	.venv/bin/course validate --all
+	.venv/bin/course validate --all --with-nbgrader
 
 test:
 	@scripts/setup.sh

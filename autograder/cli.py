@@ -61,16 +61,21 @@ def release_command(assignments: tuple[str, ...], all_: bool, no_execute: bool, 
 @cli.command("validate")
 @click.argument("assignments", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Validate every assignment in source/.")
+@click.option("--with-nbgrader", is_flag=True, help="Also grade solution and release with nbgrader autograde.")
 @course_option
-def validate_command(assignments: tuple[str, ...], all_: bool, course_root: Path) -> None:
-    """Check that an assignment is gradable: the solution earns every autograded point and the untouched
-    release earns none, graded by nbgrader autograde. Exits non-zero on any miss."""
+def validate_command(assignments: tuple[str, ...], all_: bool, with_nbgrader: bool, course_root: Path) -> None:
+    """Check that an assignment is gradable and its tests catch bugs.
+
+    Grades (with `course grade`'s engine) the solution, which must earn every autograded point, the
+    untouched release, which must earn none, and every seeded bug in source/<a>/mutants.toml, each of
+    which must lose points. Prints a table; exits 1 on any miss.
+    """
     from autograder.validate import validate
 
     course = Course.load(course_root)
     failed = False
     for assignment in _assignments(course, assignments, all_):
-        report = validate(course, assignment)
+        report = validate(course, assignment, with_nbgrader=with_nbgrader)
         click.echo(report.table())
         failed = failed or not report.ok
     if failed:

