@@ -7,6 +7,7 @@ into place at the end, so a failure never leaves a half release behind.
 
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 import time
@@ -16,7 +17,6 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 from nbgrader.nbgraderformat import MetadataValidator, ValidationError
-from traitlets.config import Config
 
 from autograder import cells
 from autograder.course import Course, CourseError, put_python_scripts_on_path
@@ -95,7 +95,7 @@ def _generate_student_version(course: Course, assignment: str, scratch: Path) ->
     from nbgrader.coursedir import CourseDirectory
 
     put_python_scripts_on_path()
-    config = Config(course.config)
+    config = copy.deepcopy(course.config)  # never change the course's own settings
     config.CourseDirectory.root = str(scratch)
     config.CourseDirectory.db_url = f"sqlite:///{scratch / 'gradebook.db'}"
     config.CourseDirectory.assignment_id = assignment

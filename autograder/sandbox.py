@@ -169,6 +169,8 @@ def _bootstrap(paths: list[str], runner: str, copy_from: str | None = None, uid:
     lines = ["import os, runpy, shutil, sys"]
     if uid is not None:
         lines.append(f"os.setgroups([]); os.setgid({uid}); os.setuid({uid})")
+        # Changing uid clears the parent-death signal: ask again to die with bubblewrap.
+        lines.append("import ctypes; ctypes.CDLL(None).prctl(1, 9)")
     if copy_from:
         lines.append(
             f"[(os.makedirs(os.path.relpath(d, {copy_from!r}), exist_ok=True), "

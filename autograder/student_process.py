@@ -114,12 +114,17 @@ class StudentProcess:
         return int(children[0]) if children else self.process.pid
 
     def kill(self, reason: str) -> None:
+        """Kill the student process and everything it started (inside bubblewrap: its PID namespace)."""
         if self.gone_reason is None:
             self.gone_reason = reason
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for kill in (
+            lambda: os.kill(self._student_pid(), signal.SIGKILL),
+            lambda: os.killpg(self.process.pid, signal.SIGKILL),
+        ):
+            try:
+                kill()
+            except (ProcessLookupError, PermissionError):
+                pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

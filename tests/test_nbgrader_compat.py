@@ -24,3 +24,35 @@ def test_fixture_course_under_nbgrader(fixture_course):
     report = validate(fixture_course, "ps1")
     assert report.ok, report.table()
     assert "9/9" in report.table()
+
+
+def test_fixture_course_scores_match_nbgrader(fixture_course, tmp_path):
+    """Honest submissions get the same scores from `course grade` and from `nbgrader autograde`."""
+    from autograder.grade import grade_assignment
+    from autograder.nbgrader_anchor import autograde, make_anchor_course
+    from autograder.release import release
+    from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
+
+    release(fixture_course, "ps1")
+    folders = {
+        "solution": submit(fixture_course, "ps1", "solution"),
+        "blank": submit(fixture_course, "ps1", "blank", {}),
+        "two_right": submit(fixture_course, "ps1", "two_right", {"squares": SQUARES_OK, "normalise": NORMALISE_OK}),
+        "partial_mean": submit(
+            fixture_course,
+            "ps1",
+            "partial_mean",
+            {"mean": "def mean(xs):\n    return sum(xs) / len(xs) if len(xs) > 1 else 0.0", "squares": SQUARES_OK},
+        ),
+        "hidden_wrong": submit(
+            fixture_course,
+            "ps1",
+            "hidden_wrong",
+            {"squares": "def squares(n):\n    return [1, 4, 9][:n]", "mean": MEAN_OK, "normalise": NORMALISE_OK},
+        ),
+    }
+    ours = {result.student: result.score for result in grade_assignment(fixture_course, "ps1")}
+    root = make_anchor_course(fixture_course, "ps1", tmp_path)
+    theirs = {student: score.auto_score for student, score in autograde(root, "ps1", folders).items()}
+    assert ours == theirs
+    assert ours == {"solution": 9, "blank": 0, "two_right": 5, "partial_mean": 5, "hidden_wrong": 7}
