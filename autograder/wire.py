@@ -94,6 +94,8 @@ class Encoder:
             return self.make_handle(value)
         if value is None:
             return {"k": "none"}
+        if isinstance(value, np.generic):  # before float: np.float64 is a float subclass
+            return self._array(np.asarray(value), scalar=True) or self.make_handle(value)
         if isinstance(value, bool):
             return {"k": "bool", "v": value is True}
         if isinstance(value, int) and not isinstance(value, bool):
@@ -107,8 +109,6 @@ class Encoder:
             return {"k": "str", "v": text if len(text) <= MAX_STR else text[:MAX_STR]}
         if isinstance(value, np.ndarray):
             return self._array(value) or self.make_handle(value)
-        if isinstance(value, np.generic):
-            return self._array(np.asarray(value), scalar=True) or self.make_handle(value)
         if isinstance(value, (list, tuple)):
             items = list.__iter__(value) if isinstance(value, list) else tuple.__iter__(value)
             name = "list" if isinstance(value, list) else "tuple"

@@ -1,0 +1,102 @@
+"""The wire codec: plain data crosses, everything else stays behind as a handle, nothing is unpickled."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from autograder import wire
+
+
+def roundtrip(value):
+    handles = []
+
+    def make_handle(obj):
+        handles.append(obj)
+        return {"k": "handle", "id": len(handles), "type": type(obj).__name__, "callable": callable(obj)}
+
+    tree, buffers = wire.encode(value, make_handle)
+    return wire.decode(tree, buffers, lambda t: ("HANDLE", t["type"])), handles
+
+
+def test_plain_values_roundtrip_exactly():
+    value = {"a": [1, 2.5, None, True, "x"], 3: (float("nan"), float("inf"), -0.0, 10**30, 1 + 2j)}
+    back, handles = roundtrip(value)
+    assert handles == []
+    assert back["a"] == [1, 2.5, None, True, "x"] and type(back[3]) is tuple
+    assert np.isnan(back[3][0]) and back[3][1] == float("inf") and back[3][3] == 10**30
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.uint8, np.bool_, np.complex128])
+def test_numeric_arrays_roundtrip_as_fresh_writable_copies(dtype):
+    array = (np.arange(24).reshape(2, 3, 4) % 3).astype(dtype)
+    back, _ = roundtrip(array[:, ::2])
+    assert type(back) is np.ndarray and back.dtype == dtype and back.flags.writeable
+    np.testing.assert_array_equal(back, array[:, ::2])
+
+
+def test_numpy_scalars_and_tensors():
+    back, _ = roundtrip([np.float64(1.5), np.int32(7), torch.arange(6.0).reshape(2, 3).requires_grad_()])
+    assert type(back[0]) is np.float64 and back[1] == 7 and back[1].dtype == np.int32
+    assert type(back[2]) is torch.Tensor and back[2].requires_grad and back[2].shape == (2, 3)
+    bf16, _ = roundtrip(torch.ones(3, dtype=torch.bfloat16))
+    assert bf16.dtype == torch.bfloat16 and bf16.sum().item() == 3
+
+
+def test_lying_subclasses_arrive_as_their_base_values():
+    class Liar(float):
+        def __eq__(self, other):
+            return True
+
+    class LiarList(list):
+        def __eq__(self, other):
+            return True
+
+    class LiarArray(np.ndarray):
+        def __eq__(self, other):
+            return True
+
+    class LiarTensor(torch.Tensor):
+        def __eq__(self, other):
+            return True
+
+    back, handles = roundtrip(
+        [Liar(2.0), LiarList([1]), np.zeros(2).view(LiarArray), torch.zeros(2).as_subclass(LiarTensor)]
+    )
+    assert [type(v) for v in back] == [float, list, np.ndarray, torch.Tensor] and handles == []
+    assert back[0] == 2.0 and back[1] != [2]
+
+
+def test_objects_and_object_arrays_stay_behind_as_handles():
+    back, handles = roundtrip([lambda: 1, np.array([1, "a"], dtype=object), object()])
+    assert [b[0] for b in back] == ["HANDLE"] * 3 and len(handles) == 3
+
+
+@pytest.mark.parametrize(
+    "tree, buffers",
+    [
+        ({"k": "ndarray", "dtype": "|O", "shape": [1], "buf": 0}, [b"12345678"]),
+        ({"k": "ndarray", "dtype": "<f8", "shape": [3], "buf": 0}, [b"12345678"]),
+        ({"k": "ndarray", "dtype": "<f8", "shape": [1], "buf": 5}, [b"12345678"]),
+        ({"k": "pickle", "v": "gASVAAAA"}, []),
+        ({"k": "int", "v": "9" * 10000}, []),
+        ({"k": "tensor", "dtype": "Tensor", "shape": [1], "buf": 0}, [b"1234"]),
+        ({"k": "dict", "items": [[{"k": "list", "items": []}, {"k": "none"}]]}, []),
+        ("not a tree", []),
+    ],
+)
+def test_malformed_or_dangerous_values_are_refused(tree, buffers):
+    with pytest.raises(wire.WireError):
+        wire.decode(tree, buffers, lambda t: None)
+
+
+def test_frames_roundtrip_and_truncation_is_detected():
+    read_fd, write_fd = os.pipe()
+    wire.write_frame(write_fd, {"op": "x"}, [b"abc", b""])
+    assert wire.read_frame(read_fd) == ({"op": "x"}, [b"abc", b""])
+    os.write(write_fd, b"\x00\x00\x00\x00\x00\x00\x00\x10\x00\x00\x00\x00{")
+    os.close(write_fd)
+    with pytest.raises(EOFError):
+        wire.read_frame(read_fd)
+    os.close(read_fd)
