@@ -132,7 +132,7 @@ class Encoder:
         base = np.ndarray.view(array, np.ndarray)
         if base.dtype.kind not in NUMERIC_KINDS or base.dtype.hasobject:
             return None
-        data = np.ascontiguousarray(base)
+        data = base if base.flags.c_contiguous else base.copy(order="C")
         return {
             "k": "npscalar" if scalar else "ndarray",
             "dtype": data.dtype.str,
@@ -155,7 +155,7 @@ class Encoder:
             "k": "tensor",
             "dtype": dtype,
             "shape": list(array.shape),
-            "buf": self._add_buffer(np.ndarray.tobytes(np.ascontiguousarray(array))),
+            "buf": self._add_buffer(np.ndarray.tobytes(array, order="C")),
             "requires_grad": bool(tensor.requires_grad),
         }
 
