@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -85,40 +86,43 @@ def validate_command(assignments: tuple[str, ...], all_: bool, with_nbgrader: bo
 @cli.command("grade")
 @click.argument("assignment")
 @click.option("--student", "students", multiple=True, help="Grade only this student (repeatable).")
+@click.option("--workers", type=int, default=os.cpu_count() or 1, show_default="number of cores",
+              help="Grading workers running in parallel.")
+@click.option("--force", is_flag=True, help="Grade again even submissions that have not changed.")
 @course_option
-def grade_command(assignment: str, students: tuple[str, ...], course_root: Path) -> None:
-    """Grade submitted/<student>/<ASSIGNMENT>/ for every student, tamper-proof.
+def grade_command(assignment: str, students: tuple[str, ...], workers: int, force: bool, course_root: Path) -> None:
+    """Grade submitted/<student>/<ASSIGNMENT>/ for every student, tamper-proof, in parallel.
 
     Each notebook runs in a sandboxed student process; the source's tests run in a separate trusted
     judge. Writes the gradebook (nbgrader schema), autograded/<student>/<ASSIGNMENT>/,
-    reports/<ASSIGNMENT>/grades.csv and reports/<ASSIGNMENT>/results/<student>.json.
+    reports/<ASSIGNMENT>/grades.csv and reports/<ASSIGNMENT>/results/<student>.json. Resumable: run it
+    again after an interruption and it grades only what is left; unchanged submissions are not re-run.
 
     Exit code: 0 all graded cleanly; 1 graded, but some submissions had problems (each recorded with its
-    reason); 2 the grader itself failed.
+    reason); 2 the grader itself failed; 130 interrupted (run again to finish).
     """
-    from autograder.grade import AssignmentSource, grade_assignment
-    from autograder.gradebook import write_grades
-    from autograder.reports import write_autograded, write_grades_csv, write_results_json
+    from autograder.batch import grade_batch
+    from autograder.summary import problem_list, question_table
 
     course = Course.load(course_root)
-
-    def report(result) -> None:
-        write_autograded(course, result)
-        write_results_json(course, result)
-        flag = f"  problem: {'; '.join(result.problems)}" if result.problems else ""
-        click.echo(f"{result.student:<20} {result.score:6g}/{result.auto_max:g}  {result.seconds:5.1f} s{flag}")
-
-    results = grade_assignment(course, assignment, list(students) or None, progress=report)
-    if not results:
+    try:
+        report = grade_batch(course, assignment, workers, force, list(students) or None)
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished submissions are recorded; run the same command again to grade the rest")
+        raise SystemExit(130) from None
+    if not report.results:
         click.echo(f"no submissions in {course.submitted_dir}/*/{assignment}/")
         return
-    write_grades(course, AssignmentSource.load(course, assignment).notebooks, results)
-    csv_path = write_grades_csv(course, assignment, results)
-    isolation = sorted({result.isolation for result in results if result.isolation})
-    click.echo(f"graded {len(results)} submission(s); isolation: {', '.join(isolation) or 'n/a'}; {csv_path}")
-    if any(result.isolation.startswith("reduced") for result in results):
+    click.echo(question_table(report.results))
+    click.echo(problem_list(report.results))
+    isolation = sorted({result.isolation for result in report.results if result.isolation})
+    click.echo(
+        f"graded {report.graded} submission(s), {report.skipped} unchanged since the last run, "
+        f"in {report.seconds:.1f} s with {workers} worker(s); isolation: {', '.join(isolation) or 'n/a'}"
+    )
+    if any(i.startswith("reduced") for i in isolation):
         click.echo("WARNING: isolation is reduced (see above): student code could read files on this machine.")
-    if any(result.has_problems for result in results):
+    if report.has_problems:
         raise SystemExit(1)
 
 

@@ -7,9 +7,11 @@ crashes, timeouts and unreadable files, becomes a recorded result.
 
 from __future__ import annotations
 
+import ast
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +19,14 @@ import nbformat
 from nbformat import NotebookNode
 
 from autograder import cells, intake
-from autograder.course import Course, CourseError
-from autograder.judge import CourseCodeError, Judge
+from autograder.course import Course
+from autograder.judge import Judge, JudgeCache
 from autograder.release import read_source_notebook
 from autograder.results import CellResult, SubmissionResult
 from autograder.sandbox import Limits
-from autograder.student_process import StudentGone, StudentProcess
+from autograder.student_process import ColdStudentProcess, StudentGone, StudentProcess
+
+Launcher = Callable[[Path], StudentProcess]
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,24 @@ class Timeouts:
         return cls(cell_s=float(cell or cls.cell_s))
 
 
+PRELOADABLE = {"numpy", "torch", "sklearn", "scipy", "matplotlib", "gymnasium", "course_utils", "pandas"}
+PRELOAD_ALONG = {"course_utils": ["sklearn.datasets"]}  # course_utils.load_digits imports scikit-learn lazily
+
+
+def imported_modules(code: str) -> set[str]:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
 @dataclass
 class AssignmentSource:
     """What the judge knows about an assignment: the source notebooks and the release's data files."""
@@ -43,6 +65,18 @@ class AssignmentSource:
     name: str
     notebooks: dict[str, NotebookNode]
     data_dir: Path | None  # release/<a>/ (data files students get), copied into every sandbox
+
+    def heavy_imports(self) -> list[str]:
+        """Modules worth importing once in a warm template: the big ones the notebooks import."""
+        found = set()
+        for notebook in self.notebooks.values():
+            for cell in notebook.cells:
+                if cell.cell_type == "code":
+                    found |= imported_modules(cell.source)
+        wanted = {name for name in found if name.split(".")[0] in PRELOADABLE}
+        for name in list(wanted):
+            wanted.update(PRELOAD_ALONG.get(name, []))
+        return sorted(wanted)
 
     @classmethod
     def load(cls, course: Course, assignment: str) -> AssignmentSource:
@@ -113,7 +147,12 @@ def _stage_inputs(source: AssignmentSource, files: list[Path], folder: Path | No
 
 
 def grade_notebook(
-    plan: intake.NotebookPlan, inputs: Path, timeouts: Timeouts, limits: Limits, slot: int, result: SubmissionResult
+    plan: intake.NotebookPlan,
+    inputs: Path,
+    timeouts: Timeouts,
+    launcher: Launcher,
+    result: SubmissionResult,
+    cache: JudgeCache | None = None,
 ) -> NotebookNode:
     """Run one notebook's plan; append its CellResults to `result`; return the autograded notebook."""
     autograded = nbformat.v4.new_notebook(
@@ -137,9 +176,9 @@ def grade_notebook(
         return autograded
 
     started = time.monotonic()
-    with StudentProcess(inputs, limits, slot) as process:
+    with launcher(inputs) as process:
         result.isolation = process.isolation
-        judge = Judge(process)
+        judge = Judge(process, cache)
         for position, item in enumerate(plan.cells, start=1):
             cell = item.cell
             autograded.cells.append(cell)
@@ -190,7 +229,11 @@ def grade_submission(
     timeouts: Timeouts = Timeouts(),
     limits: Limits = Limits(),
     slot: int = 0,
+    launcher: Launcher | None = None,
+    cache: JudgeCache | None = None,
 ) -> SubmissionResult:
+    """Grade one submission folder. `launcher` starts the student process (default: a cold sandbox)."""
+    launcher = launcher or (lambda inputs: ColdStudentProcess(inputs, limits, slot))
     started = time.monotonic()
     result = SubmissionResult(student, source.name)
     submission = intake.read_submission(folder, student, list(source.notebooks))
@@ -204,21 +247,10 @@ def grade_submission(
                 result.problems.append(f"{name}: {problem}")
             plan = intake.build_plan(name, source_nb, submission.notebooks.get(name), problem)
             result.findings.extend(f"{name}: {finding}" for finding in plan.findings)
-            result.autograded[name] = grade_notebook(plan, inputs, timeouts, limits, slot, result)
+            result.autograded[name] = grade_notebook(plan, inputs, timeouts, launcher, result, cache)
             result.cells.extend(_manual_results(name, source_nb))
     result.seconds = time.monotonic() - started
     return result
-
-
-def grade_notebook_file(
-    source: AssignmentSource, notebook: NotebookNode, name: str, student: str = "check", timeouts: Timeouts = Timeouts()
-) -> SubmissionResult:
-    """Grade one in-memory notebook (validation, mutants): written to a scratch folder and graded."""
-    with tempfile.TemporaryDirectory(prefix="one-") as tmp:
-        folder = Path(tmp) / student
-        folder.mkdir()
-        nbformat.write(notebook, folder / name)
-        return grade_submission(source, folder, student, timeouts)
 
 
 def submissions(course: Course, assignment: str) -> list[tuple[str, Path]]:
@@ -232,22 +264,3 @@ def submissions(course: Course, assignment: str) -> list[tuple[str, Path]]:
             if folder.exists() or folder.is_symlink():
                 found.append((student_dir.name, folder))
     return found
-
-
-def grade_assignment(
-    course: Course, assignment: str, students: list[str] | None = None, progress=None
-) -> list[SubmissionResult]:
-    source = AssignmentSource.load(course, assignment)
-    timeouts = Timeouts.from_course(course)
-    results = []
-    for student, folder in submissions(course, assignment):
-        if students and student not in students:
-            continue
-        try:
-            result = grade_submission(source, folder, student, timeouts)
-        except CourseCodeError as error:
-            raise CourseError(f"{course.source_dir / assignment}: {error}") from None
-        results.append(result)
-        if progress:
-            progress(result)
-    return results

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 
@@ -13,45 +14,56 @@ from autograder.course import Course, put_python_scripts_on_path
 from autograder.results import SubmissionResult
 
 
-def _record_assignment(gradebook, assignment: str, notebooks: dict[str, NotebookNode]) -> None:
-    gradebook.update_or_create_assignment(assignment)
-    existing = {nb.name for nb in gradebook.find_assignment(assignment).notebooks}
-    for name in notebooks:
-        notebook_id = name.removesuffix(".ipynb")
-        if notebook_id not in existing:
-            gradebook.add_notebook(
-                notebook_id, assignment, kernelspec=json.dumps(notebooks[name].metadata.get("kernelspec", {}))
-            )
-        for cell in notebooks[name].cells:
-            gid, role = cells.grade_id(cell), cells.role(cell)
-            if gid is None or role == "free":
-                continue
-            if cells.is_graded(cell):
-                gradebook.update_or_create_grade_cell(
-                    gid, notebook_id, assignment, max_score=cells.points(cell), cell_type=cell.cell_type
-                )
-            if role == "solution":
-                gradebook.update_or_create_solution_cell(gid, notebook_id, assignment)
-            gradebook.update_or_create_source_cell(
-                gid,
-                notebook_id,
-                assignment,
-                cell_type=cell.cell_type,
-                locked=role in ("readonly", "test"),
-                source=cell.source,
-            )
+class GradebookWriter:
+    """One open gradebook for a whole batch (opening one runs nbgrader's alembic check: ~0.5 s)."""
 
+    def __init__(self, course: Course, assignment: str, notebooks: dict[str, NotebookNode]):
+        from nbgrader.api import Gradebook
 
-def write_grades(course: Course, notebooks: dict[str, NotebookNode], results: list[SubmissionResult]) -> None:
-    from nbgrader.api import Gradebook, MissingEntry
-    from sqlalchemy.exc import SAWarning
+        put_python_scripts_on_path()
+        self.assignment = assignment
+        self.gradebook = Gradebook(course.db_url, course.course_id)
+        with self._quiet():
+            self._record_assignment(notebooks)
 
-    put_python_scripts_on_path()
-    with warnings.catch_warnings(), Gradebook(course.db_url, course.course_id) as gradebook:
-        warnings.simplefilter("ignore", category=SAWarning)  # raised inside nbgrader's own update_or_create_*
-        for assignment in {result.assignment for result in results}:
-            _record_assignment(gradebook, assignment, notebooks)
-        for result in results:
+    @staticmethod
+    @contextlib.contextmanager
+    def _quiet():
+        from sqlalchemy.exc import SAWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=SAWarning)  # raised inside nbgrader's own update_or_create_*
+            yield
+
+    def _record_assignment(self, notebooks: dict[str, NotebookNode]) -> None:
+        gradebook, assignment = self.gradebook, self.assignment
+        gradebook.update_or_create_assignment(assignment)
+        existing = {nb.name for nb in gradebook.find_assignment(assignment).notebooks}
+        for name, notebook in notebooks.items():
+            notebook_id = name.removesuffix(".ipynb")
+            if notebook_id not in existing:
+                kernelspec = json.dumps(notebook.metadata.get("kernelspec", {}))
+                gradebook.add_notebook(notebook_id, assignment, kernelspec=kernelspec)
+            for cell in notebook.cells:
+                gid, role = cells.grade_id(cell), cells.role(cell)
+                if gid is None or role == "free":
+                    continue
+                if cells.is_graded(cell):
+                    gradebook.update_or_create_grade_cell(
+                        gid, notebook_id, assignment, max_score=cells.points(cell), cell_type=cell.cell_type
+                    )
+                if role == "solution":
+                    gradebook.update_or_create_solution_cell(gid, notebook_id, assignment)
+                gradebook.update_or_create_source_cell(
+                    gid, notebook_id, assignment, cell_type=cell.cell_type,
+                    locked=role in ("readonly", "test"), source=cell.source,
+                )  # fmt: skip
+
+    def write(self, result: SubmissionResult) -> None:
+        from nbgrader.api import MissingEntry
+
+        gradebook = self.gradebook
+        with self._quiet():
             gradebook.update_or_create_student(result.student)
             gradebook.update_or_create_submission(result.assignment, result.student)
             for cell in result.cells:
@@ -59,10 +71,26 @@ def write_grades(course: Course, notebooks: dict[str, NotebookNode], results: li
                 grade = gradebook.find_grade(cell.grade_id, notebook_id, result.assignment, result.student)
                 grade.auto_score = cell.score
                 grade.needs_manual_grade = cell.manual or grade.manual_score is not None
-                comment_text = cell.public_message if cell.message and not cell.manual else None
                 try:
                     comment = gradebook.find_comment(cell.grade_id, notebook_id, result.assignment, result.student)
-                    comment.auto_comment = comment_text
+                    comment.auto_comment = cell.public_message if cell.message and not cell.manual else None
                 except MissingEntry:  # nbgrader keeps comments for solution cells only
                     pass
             gradebook.db.commit()
+
+    def close(self) -> None:
+        self.gradebook.close()
+
+    def __enter__(self) -> GradebookWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_grades(course: Course, notebooks: dict[str, NotebookNode], results: list[SubmissionResult]) -> None:
+    for assignment in sorted({result.assignment for result in results}):
+        with GradebookWriter(course, assignment, notebooks) as writer:
+            for result in results:
+                if result.assignment == assignment:
+                    writer.write(result)

@@ -12,9 +12,12 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import functools
+import hashlib
 import importlib
 import io
 import math
+import random
 import sys
 import time
 from dataclasses import dataclass
@@ -43,19 +46,21 @@ class TestOutcome:
     hidden_failed: bool = False  # the failure is in a hidden block: its message is hidden too
 
 
-def referenced_names(code: str) -> set[str]:
+@functools.lru_cache(maxsize=4096)
+def referenced_names(code: str) -> frozenset[str]:
     try:
         tree = ast.parse(code)
     except SyntaxError:
-        return set()
-    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        return frozenset()
+    return frozenset(node.id for node in ast.walk(tree) if isinstance(node, ast.Name))
 
 
-def assigned_names(code: str) -> set[str]:
+@functools.lru_cache(maxsize=4096)
+def assigned_names(code: str) -> frozenset[str]:
     try:
         tree = ast.parse(code)
     except SyntaxError:
-        return set()
+        return frozenset()
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
@@ -64,7 +69,7 @@ def assigned_names(code: str) -> set[str]:
             names.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
-    return names
+    return frozenset(names)
 
 
 def _capped(text: str) -> str:
@@ -85,26 +90,71 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+class JudgeCache:
+    """Per-worker warm state: what read-only cells define, computed once per assignment.
+
+    A read-only cell is cached only when it uses nothing but what earlier read-only cells defined (so
+    its result cannot depend on a student). The random number generators' states after the cell are
+    cached too, so that tests draw the same numbers warm or cold. Tests must not mutate these shared
+    objects in place (they are the same objects for every submission a worker grades).
+    """
+
+    def __init__(self):
+        self.cells: dict[str, tuple[dict, tuple]] = {}
+
+
+def _rng_states() -> tuple:
+    import numpy
+    import torch
+
+    return random.getstate(), numpy.random.get_state(), torch.get_rng_state()
+
+
+def _set_rng_states(states: tuple) -> None:
+    import numpy
+    import torch
+
+    random.setstate(states[0])
+    numpy.random.set_state(states[1])
+    torch.set_rng_state(states[2])
+
+
 class Judge:
-    def __init__(self, process: StudentProcess):
+    def __init__(self, process: StudentProcess, cache: JudgeCache | None = None):
         self.process = process
         self.link = StudentLink(process)
+        self.cache = cache
         self.namespace: dict = {"__name__": "__judge__", "__builtins__": builtins}
         self.trusted: set[str] = set()
+        self.readonly_defined: set[str] = set()
         self.bound_from_student: set[str] = set()
         self.trusted_code: list[str] = []
+        self.readonly_key = hashlib.sha256()
 
     def run_readonly(self, code: str, grade_id: str) -> None:
         """Run a read-only source cell judge-side, so what it defines is trusted."""
         self._unbind_student_names()
-        try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                exec(compile(code, f"<read-only cell {grade_id}>", "exec"), self.namespace)
-        except Exception as error:
-            raise CourseCodeError(
-                f"read-only cell {grade_id!r} failed in the judge ({type(error).__name__}: {error}); "
-                "read-only cells must not use names the student defines"
-            ) from None
+        self.readonly_key.update(code.encode() + b"\0")
+        key = self.readonly_key.hexdigest()
+        needs = referenced_names(code) - assigned_names(code) - set(dir(builtins))
+        cacheable = self.cache is not None and needs <= self.readonly_defined
+        if cacheable and key in self.cache.cells:
+            bindings, states = self.cache.cells[key]
+            self.namespace.update(bindings)
+            _set_rng_states(states)
+        else:
+            try:
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                    exec(compile(code, f"<read-only cell {grade_id}>", "exec"), self.namespace)
+            except Exception as error:
+                raise CourseCodeError(
+                    f"read-only cell {grade_id!r} failed in the judge ({type(error).__name__}: {error}); "
+                    "read-only cells must not use names the student defines"
+                ) from None
+            if cacheable:
+                bindings = {name: self.namespace[name] for name in assigned_names(code) if name in self.namespace}
+                self.cache.cells[key] = (bindings, _rng_states())
+        self.readonly_defined |= assigned_names(code)
         self.trusted |= assigned_names(code)
         self.trusted_code.append(code)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import autograder
 import course_utils
 
-RUNNER_FILES = ("wire.py", "student_runner.py")
+RUNNER_FILES = ("wire.py", "student_runner.py", "zygote.py")
 SANDBOX_UID_BASE = 61000
 
 
@@ -52,14 +52,22 @@ class Launch:
     isolation: str  # "bubblewrap" or "reduced: <why>"
 
 
+def rlimits(limits: Limits) -> dict[str, int]:
+    """The resource limits of a student process, by `resource` constant name."""
+    return {
+        "RLIMIT_CORE": 0,
+        "RLIMIT_DATA": limits.memory_bytes,
+        "RLIMIT_FSIZE": limits.file_bytes,
+        "RLIMIT_NOFILE": limits.open_files,
+        "RLIMIT_CPU": limits.cpu_seconds,
+        # Counted per uid, and ignored for root: it bites once the student runs under its own uid.
+        "RLIMIT_NPROC": limits.processes,
+    }
+
+
 def _set_limits(limits: Limits) -> None:
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_DATA, (limits.memory_bytes, limits.memory_bytes))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
-    # Counted per uid, and ignored for root: it bites once the bootstrap has switched to the sandbox uid.
-    resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+    for name, value in rlimits(limits).items():
+        resource.setrlimit(getattr(resource, name), (value, value))
 
 
 def _namespaces() -> list[str]:
@@ -74,7 +82,7 @@ def sandbox_uid(slot: int) -> int | None:
     return SANDBOX_UID_BASE + slot if os.geteuid() == 0 else None
 
 
-def _environment(home: str) -> dict[str, str]:
+def environment(home: str) -> dict[str, str]:
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": home,
@@ -163,6 +171,33 @@ def _python_binds() -> list[str]:
     return binds
 
 
+def template_argv(staged: Path, inbox: Path, control_fd: int, limits: Limits, preload: list[str]) -> list[str]:
+    """bubblewrap running the warm template (zygote.py) as the sandbox's root, for one worker slot."""
+    code = (
+        "import runpy, sys; sys.path[:0] = ['/sandbox/runner', '/sandbox/lib']; "
+        "runpy.run_path('/sandbox/runner/zygote.py', run_name='__main__')"
+    )
+    return [
+        shutil.which("bwrap"),
+        *_namespaces(),
+        "--die-with-parent",
+        "--new-session",
+        "--as-pid-1",
+        *_system_binds(),
+        *_python_binds(),
+        "--proc", "/proc",
+        "--dev", "/dev",
+        "--perms", "0755", "--tmpfs", "/tmp",
+        "--perms", "0755", "--tmpfs", "/dev/shm",
+        "--ro-bind", str(staged), "/sandbox",
+        "--ro-bind", str(inbox), "/inbox",
+        "--perms", "0755", "--size", str(limits.scratch_bytes), "--tmpfs", "/scratch",
+        "--chdir", "/scratch",
+        "--hostname", "student",
+        sys.executable, "-I", "-c", code, str(control_fd), ",".join(preload),
+    ]  # fmt: skip
+
+
 def _bootstrap(paths: list[str], runner: str, copy_from: str | None = None, uid: int | None = None) -> str:
     """The few lines the student's Python runs first: drop to the sandbox uid, copy the submission in,
     find the runner, start it."""
@@ -216,7 +251,7 @@ def launch(staged: Path, inputs: Path, request_fd: int, answer_fd: int, limits: 
             sys.executable, "-I", "-c", code, *fds,
         ]  # fmt: skip
         return Launch(
-            argv, _environment("/scratch"), "/", lambda: _set_limits(limits), (request_fd, answer_fd), "bubblewrap"
+            argv, environment("/scratch"), "/", lambda: _set_limits(limits), (request_fd, answer_fd), "bubblewrap"
         )
 
     # Reduced isolation: limits and a private working copy, but the filesystem and network stay visible.
@@ -228,7 +263,7 @@ def launch(staged: Path, inputs: Path, request_fd: int, answer_fd: int, limits: 
     argv = [sys.executable, "-I", "-c", code, *fds]
     return Launch(
         argv,
-        _environment(str(scratch)),
+        environment(str(scratch)),
         str(scratch),
         lambda: _set_limits(limits),
         (request_fd, answer_fd),

@@ -65,6 +65,112 @@ def student_error(info: dict) -> StudentError:
 
 
 class StudentProcess:
+    """The judge's channel to one student process. Subclasses decide how it is started and stopped."""
+
+    isolation = ""
+    gone_reason: str | None = None
+    request_fd: int
+    answer_fd: int
+
+    def interrupt(self) -> None:
+        raise NotImplementedError
+
+    def kill(self, reason: str) -> None:
+        raise NotImplementedError
+
+    def _exit_reason(self) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> StudentProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _close_channel(self) -> None:
+        for fd in (self.request_fd, self.answer_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # --- requests ---------------------------------------------------------------------------------------
+
+    def _wait_readable(self, deadline: float) -> bool:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            ready, _, _ = select.select([self.answer_fd], [], [], remaining)
+            if ready:
+                return True
+
+    def request(self, header: dict, buffers: list[bytes] = (), timeout: float = 60.0):
+        """Send one request; return (answer header, buffers). Raises StudentGone / StudentTimeout."""
+        if self.gone_reason is not None:
+            raise StudentGone(self.gone_reason)
+        try:
+            wire.write_frame(self.request_fd, header, list(buffers))
+        except OSError:
+            self.kill(self._exit_reason())
+            raise StudentGone(self.gone_reason) from None
+        deadline = time.monotonic() + timeout
+        timed_out = False
+        if not self._wait_readable(deadline):
+            timed_out = True
+            self.interrupt()
+            if not self._wait_readable(time.monotonic() + INTERRUPT_GRACE_S):
+                self.kill(f"killed after {timeout:g} s: the student code did not stop when interrupted")
+                raise StudentGone(self.gone_reason)
+        try:
+            answer, answer_buffers = wire.read_frame(self.answer_fd)
+        except (EOFError, OSError):
+            self.kill(self._exit_reason())
+            raise StudentGone(self.gone_reason) from None
+        except wire.WireError as error:
+            self.kill(f"the student process sent an invalid answer ({error})")
+            raise StudentGone(self.gone_reason) from None
+        if timed_out:
+            raise StudentTimeout(f"stopped after {timeout:g} s (time limit)")
+        return answer, answer_buffers
+
+    def run_cell(self, code: str, timeout: float, label: str = "") -> dict:
+        """Run one student cell. Returns {stdout, stderr, result, error}; error set on timeout too."""
+        try:
+            answer, buffers = self.request({"op": "run_cell", "code": code, "label": label}, timeout=timeout)
+        except StudentTimeout as error:
+            return {
+                "stdout": "",
+                "stderr": "",
+                "result": None,
+                "error": {"type": "TimeoutError", "message": f"cell {error}", "traceback": ""},
+            }
+        if not answer.get("ok"):
+            raise StudentGone(f"the student process failed to run a cell: {answer.get('error')}")
+        value = wire.decode(answer.get("value"), buffers, _no_handles)
+        if not isinstance(value, dict):
+            raise StudentGone("the student process answered a cell with something that is not a result")
+        return {
+            "stdout": str(value.get("stdout") or ""),
+            "stderr": str(value.get("stderr") or ""),
+            "result": value.get("result") if isinstance(value.get("result"), str) else None,
+            "error": value.get("error") if isinstance(value.get("error"), dict) else None,
+        }
+
+    def names(self, timeout: float = 30.0) -> dict[str, str]:
+        answer, buffers = self.request({"op": "names"}, timeout=timeout)
+        value = wire.decode(answer.get("value"), buffers, _no_handles) if answer.get("ok") else None
+        if not isinstance(value, list):
+            return {}
+        return {str(pair[0]): str(pair[1]) for pair in value if isinstance(pair, list) and len(pair) == 2}
+
+
+class ColdStudentProcess(StudentProcess):
+    """A student process started from scratch: a new bubblewrap sandbox and a new Python."""
+
     def __init__(self, inputs: Path, limits: sandbox.Limits | None = None, slot: int = 0):
         self.limits = limits or sandbox.Limits()
         self.workdir = tempfile.TemporaryDirectory(prefix="student-")
@@ -132,18 +238,14 @@ class StudentProcess:
 
     def close(self) -> None:
         self.kill("finished")
-        for fd in (self.request_fd, self.answer_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._close_channel()
         self.workdir.cleanup()
 
-    def __enter__(self) -> StudentProcess:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def interrupt(self) -> None:
+        try:
+            os.kill(self._student_pid(), signal.SIGINT)
+        except ProcessLookupError:
+            pass
 
     def _last_stderr_line(self) -> str:
         try:
@@ -159,91 +261,19 @@ class StudentProcess:
             self.process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             pass
-        return self._describe_exit() + self._last_stderr_line()
+        return describe_exit(self.process.poll()) + self._last_stderr_line()
 
-    def _describe_exit(self) -> str:
-        code = self.process.poll()
-        if code is None:
-            return "the student process stopped answering"
-        if code < 0:
-            name = signal.Signals(-code).name
-            if -code == signal.SIGKILL:
-                return f"the student process was killed ({name}); it may have run out of memory or processes"
-            return f"the student process died from {name}"
-        return f"the student process exited with code {code} (sys.exit or os._exit in student code?)"
 
-    # --- requests ---------------------------------------------------------------------------------------
-
-    def _wait_readable(self, deadline: float) -> bool:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            ready, _, _ = select.select([self.answer_fd], [], [], remaining)
-            if ready:
-                return True
-
-    def request(self, header: dict, buffers: list[bytes] = (), timeout: float = 60.0):
-        """Send one request; return (answer header, buffers). Raises StudentGone / StudentTimeout."""
-        if self.gone_reason is not None:
-            raise StudentGone(self.gone_reason)
-        try:
-            wire.write_frame(self.request_fd, header, list(buffers))
-        except OSError:
-            self.kill(self._exit_reason())
-            raise StudentGone(self.gone_reason) from None
-        deadline = time.monotonic() + timeout
-        timed_out = False
-        if not self._wait_readable(deadline):
-            timed_out = True
-            try:
-                os.kill(self._student_pid(), signal.SIGINT)
-            except ProcessLookupError:
-                pass
-            if not self._wait_readable(time.monotonic() + INTERRUPT_GRACE_S):
-                self.kill(f"killed after {timeout:g} s: the student code did not stop when interrupted")
-                raise StudentGone(self.gone_reason)
-        try:
-            answer, answer_buffers = wire.read_frame(self.answer_fd)
-        except (EOFError, OSError):
-            self.kill(self._exit_reason())
-            raise StudentGone(self.gone_reason) from None
-        except wire.WireError as error:
-            self.kill(f"the student process sent an invalid answer ({error})")
-            raise StudentGone(self.gone_reason) from None
-        if timed_out:
-            raise StudentTimeout(f"stopped after {timeout:g} s (time limit)")
-        return answer, answer_buffers
-
-    def run_cell(self, code: str, timeout: float, label: str = "") -> dict:
-        """Run one student cell. Returns {stdout, stderr, result, error}; error set on timeout too."""
-        try:
-            answer, buffers = self.request({"op": "run_cell", "code": code, "label": label}, timeout=timeout)
-        except StudentTimeout as error:
-            return {
-                "stdout": "",
-                "stderr": "",
-                "result": None,
-                "error": {"type": "TimeoutError", "message": f"cell {error}", "traceback": ""},
-            }
-        if not answer.get("ok"):
-            raise StudentGone(f"the student process failed to run a cell: {answer.get('error')}")
-        value = wire.decode(answer.get("value"), buffers, _no_handles)
-        if not isinstance(value, dict):
-            raise StudentGone("the student process answered a cell with something that is not a result")
-        return {
-            "stdout": str(value.get("stdout") or ""),
-            "stderr": str(value.get("stderr") or ""),
-            "result": value.get("result") if isinstance(value.get("result"), str) else None,
-            "error": value.get("error") if isinstance(value.get("error"), dict) else None,
-        }
-
-    def names(self, timeout: float = 30.0) -> dict[str, str]:
-        answer, buffers = self.request({"op": "names"}, timeout=timeout)
-        value = wire.decode(answer.get("value"), buffers, _no_handles) if answer.get("ok") else None
-        if not isinstance(value, list):
-            return {}
-        return {str(pair[0]): str(pair[1]) for pair in value if isinstance(pair, list) and len(pair) == 2}
+def describe_exit(code: int | None) -> str:
+    """Why a student process ended, from its exit code (negative: killed by that signal)."""
+    if code is None:
+        return "the student process stopped answering"
+    if code < 0:
+        name = signal.Signals(-code).name
+        if -code == signal.SIGKILL:
+            return f"the student process was killed ({name}); it may have run out of memory or processes"
+        return f"the student process died from {name}"
+    return f"the student process exited with code {code} (sys.exit or os._exit in student code?)"
 
 
 def _no_handles(tree):

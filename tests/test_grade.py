@@ -7,10 +7,9 @@ import sys
 
 import pytest
 
-from autograder.grade import AssignmentSource, grade_assignment, grade_submission
-from autograder.gradebook import write_grades
+from autograder.batch import grade_batch
+from autograder.grade import AssignmentSource, grade_submission
 from autograder.release import release
-from autograder.reports import write_autograded, write_grades_csv, write_results_json
 from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
 
 HIDDEN_MARKER = "HIDDEN-MARKER-7f3a"
@@ -23,13 +22,8 @@ def released(fixture_course):
 
 
 def _grade_all(course):
-    results = grade_assignment(course, "ps1")
-    for result in results:
-        write_autograded(course, result)
-        write_results_json(course, result)
-    write_grades(course, AssignmentSource.load(course, "ps1").notebooks, results)
-    write_grades_csv(course, "ps1", results)
-    return {result.student: result for result in results}
+    report = grade_batch(course, "ps1", workers=2, show_progress=False)
+    return {result.student: result for result in report.results}
 
 
 def test_scores_partial_credit_and_manual_cells(released):

@@ -28,7 +28,7 @@ def test_fixture_course_under_nbgrader(fixture_course):
 
 def test_fixture_course_scores_match_nbgrader(fixture_course, tmp_path):
     """Honest submissions get the same scores from `course grade` and from `nbgrader autograde`."""
-    from autograder.grade import grade_assignment
+    from autograder.batch import grade_batch
     from autograder.nbgrader_anchor import autograde, make_anchor_course
     from autograder.release import release
     from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
@@ -51,7 +51,7 @@ def test_fixture_course_scores_match_nbgrader(fixture_course, tmp_path):
             {"squares": "def squares(n):\n    return [1, 4, 9][:n]", "mean": MEAN_OK, "normalise": NORMALISE_OK},
         ),
     }
-    ours = {result.student: result.score for result in grade_assignment(fixture_course, "ps1")}
+    ours = {result.student: result.score for result in grade_batch(fixture_course, "ps1", show_progress=False).results}
     root = make_anchor_course(fixture_course, "ps1", tmp_path)
     theirs = {student: score.auto_score for student, score in autograde(root, "ps1", folders).items()}
     assert ours == theirs

@@ -1,0 +1,153 @@
+"""Warm student processes: one long-lived sandbox per worker, holding a template (`zygote.py`) that has
+imported numpy/torch/course_utils once and forks a fresh student process per submission.
+
+Isolation is the same as a cold start: the same bubblewrap sandbox (no network, read-only system,
+nothing of the course visible), a private scratch folder per submission, the worker slot's own uid,
+the same rlimits, and every process of that uid killed when the submission ends. Warm templates need
+the grader to run as root (to give students a uid of their own); otherwise `course grade` uses cold
+sandboxes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from autograder import sandbox
+from autograder.student_process import StudentGone, StudentProcess, describe_exit
+
+START_TIMEOUT_S = 120.0
+
+
+def warm_available() -> bool:
+    return os.geteuid() == 0 and sandbox.bubblewrap_problem() is None
+
+
+class Template:
+    """The sandbox + zygote of one worker slot."""
+
+    def __init__(self, slot: int, limits: sandbox.Limits | None = None, preload: list[str] = ()):
+        self.slot = slot
+        self.uid = sandbox.sandbox_uid(slot)
+        self.limits = limits or sandbox.Limits()
+        self.folder = tempfile.TemporaryDirectory(prefix=f"template-{slot}-")
+        root = Path(self.folder.name)
+        root.chmod(0o755)
+        sandbox.stage_runner(root / "staged")
+        self.inbox = root / "inbox"
+        self.inbox.mkdir()
+        self.inbox.chmod(0o755)
+        self.jobs = 0
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.control = ours
+        self.reader = ours.makefile("rb")
+        argv = sandbox.template_argv(root / "staged", self.inbox, theirs.fileno(), self.limits, list(preload))
+        self.process = subprocess.Popen(
+            argv,
+            env=sandbox.environment("/scratch"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(theirs.fileno(),),
+            start_new_session=True,
+        )
+        theirs.close()
+        self._answer(timeout=START_TIMEOUT_S)
+
+    def _answer(self, timeout: float = 30.0) -> dict:
+        self.control.settimeout(timeout)
+        try:
+            line = self.reader.readline()
+        except (TimeoutError, OSError):
+            line = b""
+        if not line:
+            self.close()
+            raise RuntimeError(f"the warm template of worker {self.slot} stopped answering")
+        return json.loads(line)
+
+    def ask(self, message: dict, fds: tuple[int, ...] = ()) -> dict:
+        data = json.dumps(message).encode() + b"\n"
+        if fds:
+            socket.send_fds(self.control, [data], list(fds))
+        else:
+            self.control.sendall(data)
+        return self._answer()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def spawn(self, inputs: Path) -> WarmStudentProcess:
+        self.jobs += 1
+        job = f"job{self.jobs}"
+        shutil.copytree(inputs, self.inbox / job)
+        for path in [self.inbox / job, *(self.inbox / job).rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        return WarmStudentProcess(self, job)
+
+    def close(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        self.control.close()
+        self.folder.cleanup()
+
+
+class WarmStudentProcess(StudentProcess):
+    def __init__(self, template: Template, job: str):
+        self.template = template
+        self.job = job
+        self.isolation = "bubblewrap"
+        self.gone_reason = None
+        self.started = time.monotonic()
+        request_read, self.request_fd = os.pipe()
+        self.answer_fd, answer_write = os.pipe()
+        limits = sandbox.rlimits(template.limits)
+        try:
+            reply = template.ask({"op": "spawn", "job": job, "uid": template.uid, "limits": limits},
+                                 fds=(request_read, answer_write))
+        finally:
+            os.close(request_read)
+            os.close(answer_write)
+        self.pid = reply["pid"]
+        self.exit_status: str | None = None
+
+    def interrupt(self) -> None:
+        self.template.ask({"op": "signal", "pid": self.pid, "signal": int(signal.SIGINT)})
+
+    def kill(self, reason: str) -> None:
+        if self.gone_reason is None:
+            self.gone_reason = reason
+        if self.exit_status is None and self.template.alive:
+            self.exit_status = self.template.ask(
+                {"op": "finish", "job": self.job, "uid": self.template.uid, "pid": self.pid})["status"]
+
+    def _exit_reason(self) -> str:
+        status = self.template.ask({"op": "status", "pid": self.pid})["status"] if self.template.alive else None
+        for _ in range(20):
+            if status:
+                break
+            time.sleep(0.05)
+            status = self.template.ask({"op": "status", "pid": self.pid})["status"]
+        if not status:
+            return describe_exit(None)
+        kind, _, number = status.partition(":")
+        return describe_exit(-int(number) if kind == "signal" else int(number))
+
+    def close(self) -> None:
+        try:
+            self.kill("finished")
+        except (RuntimeError, OSError) as error:
+            raise StudentGone(f"the warm template failed while cleaning up: {error}") from None
+        finally:
+            self._close_channel()
+            shutil.rmtree(self.template.inbox / self.job, ignore_errors=True)
