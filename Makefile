@@ -4,7 +4,7 @@
 main:
 	@scripts/setup.sh
 	.venv/bin/course release --all
-	.venv/bin/course validate --all --with-nbgrader
+	.venv/bin/course demo a1_backprop
 
 test:
 	@scripts/setup.sh

@@ -56,16 +56,31 @@ def failed_result(source: AssignmentSource, student: str, reason: str) -> Submis
     for name, notebook in source.notebooks.items():
         for cell in notebook.cells:
             if cells.role(cell) == "test":
-                result.cells.append(CellResult(name, cells.grade_id(cell), cells.points(cell), 0.0,
-                                               f"not graded: {reason}", gpu=cells.is_gpu(cell)))
+                result.cells.append(
+                    CellResult(
+                        name,
+                        cells.grade_id(cell),
+                        cells.points(cell),
+                        0.0,
+                        f"not graded: {reason}",
+                        gpu=cells.is_gpu(cell),
+                    )
+                )
             elif cells.role(cell) == "solution" and cells.is_graded(cell):
-                result.cells.append(CellResult(name, cells.grade_id(cell), cells.points(cell), None,
-                                               "needs manual grading"))
+                result.cells.append(
+                    CellResult(name, cells.grade_id(cell), cells.points(cell), None, "needs manual grading")
+                )
     return result
 
 
-def grade_batch(course: Course, assignment: str, workers: int = 2, force: bool = False,
-                students: list[str] | None = None, show_progress: bool = True) -> BatchReport:
+def grade_batch(
+    course: Course,
+    assignment: str,
+    workers: int = 2,
+    force: bool = False,
+    students: list[str] | None = None,
+    show_progress: bool = True,
+) -> BatchReport:
     started = time.monotonic()
     source = AssignmentSource.load(course, assignment)
     digest_of_source = source_digest(source)

@@ -86,8 +86,13 @@ def validate_command(assignments: tuple[str, ...], all_: bool, with_nbgrader: bo
 @cli.command("grade")
 @click.argument("assignment")
 @click.option("--student", "students", multiple=True, help="Grade only this student (repeatable).")
-@click.option("--workers", type=int, default=os.cpu_count() or 1, show_default="number of cores",
-              help="Grading workers running in parallel.")
+@click.option(
+    "--workers",
+    type=int,
+    default=os.cpu_count() or 1,
+    show_default="number of cores",
+    help="Grading workers running in parallel.",
+)
 @click.option("--force", is_flag=True, help="Grade again even submissions that have not changed.")
 @course_option
 def grade_command(assignment: str, students: tuple[str, ...], workers: int, force: bool, course_root: Path) -> None:
@@ -102,7 +107,6 @@ def grade_command(assignment: str, students: tuple[str, ...], workers: int, forc
     reason); 2 the grader itself failed; 130 interrupted (run again to finish).
     """
     from autograder.batch import grade_batch
-    from autograder.summary import problem_list, question_table
 
     course = Course.load(course_root)
     try:
@@ -110,6 +114,14 @@ def grade_command(assignment: str, students: tuple[str, ...], workers: int, forc
     except KeyboardInterrupt:
         click.echo("interrupted: finished submissions are recorded; run the same command again to grade the rest")
         raise SystemExit(130) from None
+    _print_batch(course, assignment, report, workers)
+    if report.has_problems:
+        raise SystemExit(1)
+
+
+def _print_batch(course: Course, assignment: str, report, workers: int) -> None:
+    from autograder.summary import problem_list, question_table
+
     if not report.results:
         click.echo(f"no submissions in {course.submitted_dir}/*/{assignment}/")
         return
@@ -122,7 +134,52 @@ def grade_command(assignment: str, students: tuple[str, ...], workers: int, forc
     )
     if any(i.startswith("reduced") for i in isolation):
         click.echo("WARNING: isolation is reduced (see above): student code could read files on this machine.")
-    if report.has_problems:
+
+
+@cli.command("demo")
+@click.argument("assignment", default="a1_backprop")
+@click.option("--workers", type=int, default=os.cpu_count() or 1, show_default="number of cores")
+@click.option(
+    "--into",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".course/demo",
+    show_default=True,
+    help="Where to build the demo course (replaced if it exists).",
+)
+@course_option
+def demo_command(assignment: str, workers: int, into: Path, course_root: Path) -> None:
+    """Grade a demo batch made from the course: the solution, the blank release, one submission per
+    seeded bug and a few broken files, with the local pool and job table, as an instructor would.
+    Exits 1 unless the solution earns full marks, the blank release 0 and every mutant loses points."""
+    import shutil
+
+    from autograder.batch import grade_batch
+    from autograder.demo import build_demo_course
+
+    course = Course.load(course_root)
+    target = into if into.is_absolute() else course.root / into
+    if target.exists():
+        shutil.rmtree(target)
+    demo = build_demo_course(course, assignment, target)
+    count = len(list(demo.submitted_dir.iterdir()))
+    click.echo(f"demo course with {count} submissions of {assignment} in {target}")
+    report = grade_batch(demo, assignment, workers, force=True)
+    _print_batch(demo, assignment, report, workers)
+    by_kind: dict[str, list] = {}
+    for result in report.results:
+        by_kind.setdefault(result.student.rsplit("_", 1)[0], []).append(result)
+    full = {r.auto_max for r in report.results}
+    checks = {
+        "solution earns every autograded point": all(r.score == r.auto_max for r in by_kind.get("correct", [])),
+        "blank release earns 0": all(r.score == 0 for r in by_kind.get("blank", [])),
+        f"every mutant loses points ({len(by_kind.get('mutant', []))})": all(
+            r.score < max(full) for r in by_kind.get("mutant", [])
+        ),
+        "broken files are recorded with a reason": all(r.problems for r in by_kind.get("garbage", [])),
+    }
+    for name, ok in checks.items():
+        click.echo(f"  {'ok  ' if ok else 'MISS'} {name}")
+    if not all(checks.values()):
         raise SystemExit(1)
 
 

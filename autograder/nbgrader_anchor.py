@@ -24,11 +24,11 @@ class AnchorScore:
     needs_manual: float  # points of manually graded cells (not scored by autograde)
 
 
-def _nbgrader(args: list[str], cwd: Path) -> None:
+def _nbgrader(args: list[str], cwd: Path, tolerate_failures: bool = False) -> None:
     put_python_scripts_on_path()
     command = [str(Path(sys.executable).parent / "nbgrader"), *args]
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=os.environ.copy())
-    if done.returncode != 0:
+    if done.returncode != 0 and not tolerate_failures:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
 
 
@@ -42,9 +42,14 @@ def make_anchor_course(course: Course, assignment: str, workdir: Path) -> Path:
     return root
 
 
-def autograde(root: Path, assignment: str, submissions: dict[str, Path]) -> dict[str, AnchorScore]:
-    """Submit each student's folder (or single notebook) and run `nbgrader autograde`; read the gradebook."""
-    from nbgrader.api import Gradebook
+def autograde(
+    root: Path, assignment: str, submissions: dict[str, Path], tolerate_failures: bool = False
+) -> dict[str, AnchorScore]:
+    """Submit each student's folder (or single notebook) and run `nbgrader autograde`; read the gradebook.
+
+    tolerate_failures: broken submissions make nbgrader fail; leave them out of the answer instead.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
 
     for student, path in submissions.items():
         target = root / "submitted" / student / assignment
@@ -53,12 +58,17 @@ def autograde(root: Path, assignment: str, submissions: dict[str, Path]) -> dict
         else:
             target.mkdir(parents=True)
             shutil.copy(path, target / path.name)
-    _nbgrader(["autograde", assignment, "--force"], cwd=root)
+    _nbgrader(["autograde", assignment, "--force"], cwd=root, tolerate_failures=tolerate_failures)
 
     scores = {}
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
         for student in submissions:
-            submission = gradebook.find_submission(assignment, student)
+            try:
+                submission = gradebook.find_submission(assignment, student)
+            except MissingEntry:
+                if tolerate_failures:
+                    continue
+                raise
             auto_score = auto_max = manual = 0.0
             for notebook in submission.notebooks:
                 for grade in notebook.grades:

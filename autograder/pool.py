@@ -79,7 +79,9 @@ class LocalPool:
         self.assignment = assignment
         self.size = max(1, workers)
         self.job_timeout_s = job_timeout_s
-        self.context = multiprocessing.get_context("spawn")
+        # forkserver: workers start as forks of a clean server that has imported the grader once
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload(["autograder.grade", "autograder.warm", "autograder.judge"])
         self.workers: dict[int, Worker] = {}
 
     def _start(self, slot: int) -> Worker:

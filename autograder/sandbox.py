@@ -6,7 +6,7 @@ With bubblewrap (Debian's `bubblewrap`, installed by scripts/setup.sh) the stude
 - a filesystem made of read-only system directories, the Python installation, the runner, a copy of
   course_utils and the assignment's data files, and one writable size-limited tmpfs scratch dir.
   The course (source/, gradebook, other submissions) and the grader's code are simply not there;
-- when the grader runs as root, a dedicated unprivileged uid per worker slot, so process limits bite.
+- when the grader runs as root, an unprivileged uid of its own (UidClaim), so process limits bite.
 Resource limits (setrlimit, inherited): memory via RLIMIT_DATA (RLIMIT_AS breaks `import torch`),
 processes, file size, open files, CPU seconds, no core dumps.
 
@@ -16,12 +16,14 @@ and `isolation` says "reduced": the report and the CLI print it.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,9 +79,40 @@ def _namespaces() -> list[str]:
     return ["--unshare-all"]
 
 
-def sandbox_uid(slot: int) -> int | None:
-    """A uid of its own for each worker slot when we can switch uid (root); None otherwise."""
-    return SANDBOX_UID_BASE + slot if os.geteuid() == 0 else None
+UID_LOCKS = Path(tempfile.gettempdir()) / "dl-course-sandbox-uids"
+UID_COUNT = 1000
+
+
+class UidClaim:
+    """An unprivileged uid that no other grading process on this machine uses while we hold it.
+
+    Each student process (or warm template) runs under a uid of its own, so per-uid process limits and
+    the "kill every process of this uid" sweep touch nobody else, even with several `course grade` runs
+    at once. The claim is an flock on a file per uid, released when the holder exits. Only root can
+    switch uid: elsewhere `uid` is None and the sandbox runs as the current user.
+    """
+
+    def __init__(self, preferred: int = 0):
+        self.uid: int | None = None
+        self.fd: int | None = None
+        if os.geteuid() != 0:
+            return
+        UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
+        for offset in [preferred % UID_COUNT, *range(UID_COUNT)]:
+            fd = os.open(UID_LOCKS / str(SANDBOX_UID_BASE + offset), os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.uid, self.fd = SANDBOX_UID_BASE + offset, fd
+            return
+        raise RuntimeError(f"all {UID_COUNT} sandbox uids are in use")
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def environment(home: str) -> dict[str, str]:
@@ -172,7 +205,7 @@ def _python_binds() -> list[str]:
 
 
 def template_argv(staged: Path, inbox: Path, control_fd: int, limits: Limits, preload: list[str]) -> list[str]:
-    """bubblewrap running the warm template (zygote.py) as the sandbox's root, for one worker slot."""
+    """bubblewrap running the warm template (zygote.py) as the sandbox's root, for one worker."""
     code = (
         "import runpy, sys; sys.path[:0] = ['/sandbox/runner', '/sandbox/lib']; "
         "runpy.run_path('/sandbox/runner/zygote.py', run_name='__main__')"
@@ -217,7 +250,7 @@ def _bootstrap(paths: list[str], runner: str, copy_from: str | None = None, uid:
     return "; ".join(lines)
 
 
-def launch(staged: Path, inputs: Path, request_fd: int, answer_fd: int, limits: Limits, slot: int) -> Launch:
+def launch(staged: Path, inputs: Path, request_fd: int, answer_fd: int, limits: Limits, uid: int | None) -> Launch:
     """How to start the student process.
 
     staged: the folder made by stage_runner; inputs: the submission's files (copied into scratch).
@@ -225,7 +258,6 @@ def launch(staged: Path, inputs: Path, request_fd: int, answer_fd: int, limits: 
     fds = (str(request_fd), str(answer_fd))
     problem = bubblewrap_problem()
     if problem is None:
-        uid = sandbox_uid(slot)
         code = _bootstrap(
             ["/sandbox/runner", "/sandbox/lib", "/scratch"],
             "/sandbox/runner/student_runner.py",

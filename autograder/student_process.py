@@ -183,7 +183,8 @@ class ColdStudentProcess(StudentProcess):
 
         request_read, self.request_fd = os.pipe()
         self.answer_fd, answer_write = os.pipe()
-        spec = sandbox.launch(staged, copy, request_read, answer_write, self.limits, slot)
+        self.uid_claim = sandbox.UidClaim(preferred=slot)
+        spec = sandbox.launch(staged, copy, request_read, answer_write, self.limits, self.uid_claim.uid)
         self.isolation = spec.isolation
         self.stderr_path = root / "stderr.log"
         with open(self.stderr_path, "wb") as stderr:
@@ -239,6 +240,7 @@ class ColdStudentProcess(StudentProcess):
     def close(self) -> None:
         self.kill("finished")
         self._close_channel()
+        self.uid_claim.release()
         self.workdir.cleanup()
 
     def interrupt(self) -> None:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import nbformat
 
 from autograder import cells
 from autograder.course import Course, CourseError
-from autograder.grade import AssignmentSource, Timeouts, grade_submission
+from autograder.grade import AssignmentSource
 from autograder.release import solution_notebook
 from autograder.results import SubmissionResult
 
@@ -96,44 +97,30 @@ def mutate(source: AssignmentSource, mutant: Mutant) -> tuple[str, nbformat.Note
     raise CourseError(f"mutant {mutant.name!r}: no solution cell {mutant.cell!r} in {source.name}")
 
 
-def _grade_notebooks(source: AssignmentSource, notebooks: dict, student: str, timeouts: Timeouts) -> SubmissionResult:
-    with tempfile.TemporaryDirectory(prefix="validate-") as tmp:
-        folder = Path(tmp) / student
-        folder.mkdir()
-        for name, notebook in notebooks.items():
-            nbformat.write(notebook, folder / name)
-        return grade_submission(source, folder, student, timeouts)
+def validate(course: Course, assignment: str, with_nbgrader: bool = False, workers: int | None = None
+             ) -> ValidationReport:
+    """Grade the demo batch (solution, blank release, one submission per mutant) and check each verdict."""
+    from autograder.batch import grade_batch
+    from autograder.demo import build_demo_course
 
-
-def _score(result: SubmissionResult) -> str:
-    return f"{result.score:g}/{result.auto_max:g}"
-
-
-def _course_problem(result: SubmissionResult) -> str:
-    return "; ".join(result.problems)
-
-
-def validate(course: Course, assignment: str, with_nbgrader: bool = False) -> ValidationReport:
     report = ValidationReport(assignment)
-    source = AssignmentSource.load(course, assignment)
-    timeouts = Timeouts.from_course(course)
-    solutions = {name: solution_notebook(nb) for name, nb in source.notebooks.items()}
+    mutants = load_mutants(course, assignment)
+    if not (course.release_dir / assignment).is_dir():
+        raise CourseError(f"{course.release_dir / assignment}: missing; run `course release {assignment}` first")
+    with tempfile.TemporaryDirectory(prefix="validate-") as tmp:
+        demo = build_demo_course(course, assignment, Path(tmp) / "course", garbage=False)
+        batch = grade_batch(demo, assignment, workers=workers or os.cpu_count() or 1, force=True,
+                            show_progress=False)  # fmt: skip
+    results = {result.student: result for result in batch.results}
 
-    solved = _grade_notebooks(source, solutions, "solution", timeouts)
+    solved, blank = results["correct_00"], results["blank_00"]
     full = f"{solved.auto_max:g}/{solved.auto_max:g}"
     failing = [f"{c.grade_id}: {c.message}" for c in solved.cells if not c.manual and c.score < c.max_points]
-    got = _score(solved) + (f" ({failing[0][:200]})" if failing else "") + _course_problem(solved)
+    got = _score(solved) + (f" ({failing[0][:200]})" if failing else "") + "; ".join(solved.problems)
     report.checks.append(Check("solution", full, got, solved.score == solved.auto_max > 0 and not failing))
-
-    release_dir = course.release_dir / assignment
-    if not release_dir.is_dir():
-        raise CourseError(f"{release_dir}: missing; run `course release {assignment}` first")
-    blank = grade_submission(source, release_dir, "blank", timeouts)
     report.checks.append(Check("blank release", f"0/{blank.auto_max:g}", _score(blank), blank.score == 0))
-
-    for mutant in load_mutants(course, assignment):
-        name, notebook = mutate(source, mutant)
-        graded = _grade_notebooks(source, {**solutions, name: notebook}, "mutant", timeouts)
+    for number, mutant in enumerate(mutants):
+        graded = results[f"mutant_{number:02d}"]
         lost = [c.grade_id for c in graded.cells if not c.manual and c.score < c.max_points]
         got = _score(graded) + (f" (fails {', '.join(lost[:3])})" if lost else "")
         report.checks.append(Check(f"mutant: {mutant.name}", f"< {full}", got, graded.score < solved.auto_max))
@@ -141,6 +128,10 @@ def validate(course: Course, assignment: str, with_nbgrader: bool = False) -> Va
     if with_nbgrader:
         report.checks.extend(_anchor_checks(course, assignment))
     return report
+
+
+def _score(result: SubmissionResult) -> str:
+    return f"{result.score:g}/{result.auto_max:g}"
 
 
 def _anchor_checks(course: Course, assignment: str) -> list[Check]:

@@ -31,11 +31,12 @@ def warm_available() -> bool:
 
 
 class Template:
-    """The sandbox + zygote of one worker slot."""
+    """The sandbox + zygote of one worker."""
 
     def __init__(self, slot: int, limits: sandbox.Limits | None = None, preload: list[str] = ()):
         self.slot = slot
-        self.uid = sandbox.sandbox_uid(slot)
+        self.uid_claim = sandbox.UidClaim(preferred=slot)
+        self.uid = self.uid_claim.uid
         self.limits = limits or sandbox.Limits()
         self.folder = tempfile.TemporaryDirectory(prefix=f"template-{slot}-")
         root = Path(self.folder.name)
@@ -99,6 +100,7 @@ class Template:
             pass
         self.process.wait()
         self.control.close()
+        self.uid_claim.release()
         self.folder.cleanup()
 
 
@@ -113,8 +115,9 @@ class WarmStudentProcess(StudentProcess):
         self.answer_fd, answer_write = os.pipe()
         limits = sandbox.rlimits(template.limits)
         try:
-            reply = template.ask({"op": "spawn", "job": job, "uid": template.uid, "limits": limits},
-                                 fds=(request_read, answer_write))
+            reply = template.ask(
+                {"op": "spawn", "job": job, "uid": template.uid, "limits": limits}, fds=(request_read, answer_write)
+            )
         finally:
             os.close(request_read)
             os.close(answer_write)
@@ -129,7 +132,8 @@ class WarmStudentProcess(StudentProcess):
             self.gone_reason = reason
         if self.exit_status is None and self.template.alive:
             self.exit_status = self.template.ask(
-                {"op": "finish", "job": self.job, "uid": self.template.uid, "pid": self.pid})["status"]
+                {"op": "finish", "job": self.job, "uid": self.template.uid, "pid": self.pid}
+            )["status"]
 
     def _exit_reason(self) -> str:
         status = self.template.ask({"op": "status", "pid": self.pid})["status"] if self.template.alive else None

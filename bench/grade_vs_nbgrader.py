@@ -1,0 +1,117 @@
+"""Benchmark: `course grade` against `nbgrader autograde` on the same batch, in the same run.
+
+    .venv/bin/python bench/grade_vs_nbgrader.py [--assignment a1_backprop] [--copies 6]
+
+Builds a batch of a1 submissions (correct, blank, one per seeded bug, garbage: 40 with the defaults),
+grades it with nbgrader autograde (serial, as nbgrader does) and with `course grade` using 1 and 2
+workers, checks that both give the same scores to every honest submission, and prints wall times,
+per-submission cost, the throughput ratio, the 1 -> 2 worker scaling and peak memory per worker.
+Nothing here is a test: the figures go to the README's performance section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from autograder.batch import grade_batch  # noqa: E402
+from autograder.course import REPO_ROOT, Course  # noqa: E402
+from autograder.demo import build_demo_course  # noqa: E402
+from autograder.nbgrader_anchor import autograde, make_anchor_course  # noqa: E402
+
+
+class PeakMemory:
+    """Samples the resident memory of each child process tree of this process (the grading workers)."""
+
+    def __init__(self):
+        self.peak_per_worker = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while self.running:
+            for child in me.children():
+                try:
+                    tree = [child, *child.children(recursive=True)]
+                    rss = sum(p.memory_info().rss for p in tree)
+                except psutil.Error:
+                    continue
+                if "forkserver" not in " ".join(child.cmdline()):
+                    self.peak_per_worker = max(self.peak_per_worker, rss)
+                else:
+                    for worker in child.children():
+                        try:
+                            worker_tree = [worker, *worker.children(recursive=True)]
+                            worker_rss = sum(p.memory_info().rss for p in worker_tree)
+                        except psutil.Error:
+                            continue
+                        self.peak_per_worker = max(self.peak_per_worker, worker_rss)
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        self.running = False
+        self.thread.join()
+        return self.peak_per_worker
+
+
+def time_ours(demo: Course, assignment: str, workers: int) -> tuple[float, dict, int]:
+    for leftover in ("grading_jobs.db", "gradebook.db"):
+        (demo.root / leftover).unlink(missing_ok=True)
+    memory = PeakMemory()
+    started = time.perf_counter()
+    report = grade_batch(demo, assignment, workers=workers, force=True, show_progress=False)
+    seconds = time.perf_counter() - started
+    return seconds, {r.student: (r.score, bool(r.problems)) for r in report.results}, memory.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--assignment", default="a1_backprop")
+    parser.add_argument("--copies", type=int, default=6, help="students submitting the solution / the blank release")
+    args = parser.parse_args()
+
+    course = Course.load(REPO_ROOT)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        demo = build_demo_course(course, args.assignment, Path(tmp) / "course", copies=args.copies)
+        students = sorted(p.name for p in demo.submitted_dir.iterdir())
+        print(f"batch: {len(students)} submissions of {args.assignment} on {os.cpu_count()} cores")
+
+        anchor_root = make_anchor_course(demo, args.assignment, Path(tmp) / "anchor")
+        folders = {s: demo.submitted_dir / s / args.assignment for s in students}
+        started = time.perf_counter()
+        theirs = autograde(anchor_root, args.assignment, folders, tolerate_failures=True)
+        nbgrader_s = time.perf_counter() - started
+        shutil.rmtree(anchor_root)
+
+        one_s, ours, peak_one = time_ours(demo, args.assignment, workers=1)
+        two_s, ours_two, peak_two = time_ours(demo, args.assignment, workers=2)
+
+    honest = [s for s in students if not ours[s][1] and s in theirs]
+    disagree = [s for s in honest if abs(ours[s][0] - theirs[s].auto_score) > 1e-9]
+    n = len(students)
+    print(f"scores: {len(honest)} honest submissions compared, {len(disagree)} disagree {disagree or ''}")
+    print(f"workers 1 vs 2 identical: {ours == ours_two}")
+    print(f"nbgrader autograde : {nbgrader_s:7.1f} s  ({nbgrader_s / n:.2f} s per submission)")
+    print(f"course grade -w 1  : {one_s:7.1f} s  ({one_s / n:.2f} s per submission)")
+    print(f"course grade -w 2  : {two_s:7.1f} s  ({two_s / n:.2f} s per submission)")
+    print(f"throughput vs nbgrader: {nbgrader_s / one_s:.1f}x with 1 worker, {nbgrader_s / two_s:.1f}x with 2")
+    print(f"scaling 1 -> 2 workers: {one_s / two_s:.2f}x")
+    print(f"peak memory per worker (worker + its sandbox): {max(peak_one, peak_two) / 2**20:.0f} MiB")
+    if disagree or ours != ours_two:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

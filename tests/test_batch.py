@@ -1,0 +1,194 @@
+"""Batch grading: warm workers keep no state between submissions, parallel = serial, resumable, idempotent."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+
+from autograder.batch import grade_batch
+from autograder.grade import AssignmentSource, grade_submission
+from autograder.jobs import table_path
+from autograder.judge import JudgeCache
+from autograder.release import release
+from autograder.warm import Template, warm_available
+from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
+
+
+@pytest.fixture
+def released(fixture_course):
+    release(fixture_course, "ps1", execute_solutions=True)
+    return fixture_course
+
+
+def _outputs(result) -> str:
+    return "".join(o.get("text", "") for c in result.autograded["ps1.ipynb"].cells for o in c.get("outputs", []))
+
+
+@pytest.mark.skipif(not warm_available(), reason="warm templates need root and bubblewrap")
+def test_nothing_survives_from_one_submission_to_the_next_on_the_same_worker(released):
+    polluter = (
+        "import numpy as np, os, time\n"
+        "np.allclose = lambda *a, **k: True\n"
+        "open('marker.txt', 'w').write('from submission 1')\n"
+        "for place in ('/tmp/marker', '/dev/shm/marker'):\n"
+        "    try:\n"
+        "        open(place, 'w').write('x')\n"
+        "    except OSError as error:\n"
+        "        print('cannot write', place, type(error).__name__)\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    time.sleep(600)\n"
+        "    os._exit(0)\n"
+    )
+    inspector = (
+        "import glob, os\n"
+        "import numpy as np\n"
+        "print('PATCHED' if np.allclose(1, 2) else 'CLEAN NUMPY')\n"
+        "found = glob.glob('/scratch/**/marker*', recursive=True) + glob.glob('/tmp/marker') + glob.glob('/dev/shm/m*')\n"
+        "print('LEFTOVER FILES', found) if found else print('NO LEFTOVER FILES')\n"
+        "others = [p for p in os.listdir('/proc') if p.isdigit() and int(p) not in (1, os.getpid())]\n"
+        "print('LEFTOVER PROCESSES', others) if others else print('NO LEFTOVER PROCESSES')\n"
+    )
+    source = AssignmentSource.load(released, "ps1")
+    template = Template(slot=41, preload=source.heavy_imports())
+    cache = JudgeCache()
+    try:
+        first = submit(released, "ps1", "first", {"squares": polluter + SQUARES_OK, "mean": MEAN_OK})
+        second = submit(released, "ps1", "second", {"squares": inspector + SQUARES_OK, "mean": MEAN_OK})
+        grade_submission(source, first, "first", launcher=template.spawn, cache=cache)
+        result = grade_submission(source, second, "second", launcher=template.spawn, cache=cache)
+    finally:
+        template.close()
+    text = _outputs(result)
+    assert "CLEAN NUMPY" in text and "NO LEFTOVER FILES" in text and "NO LEFTOVER PROCESSES" in text, text
+    assert result.score == 6  # normalise was left blank
+
+
+def _batch(course):
+    submit(course, "ps1", "ada")
+    submit(course, "ps1", "bob", {})
+    submit(course, "ps1", "cy", {"squares": SQUARES_OK, "normalise": NORMALISE_OK})
+    submit(course, "ps1", "dee", {"mean": MEAN_OK, "squares": "def squares(n):\n    return [1, 4, 9][:n]"})
+    submit(course, "ps1", "eve", {"mean": "while True:\n    pass"})
+
+
+def _scores(report):
+    return {r.student: (r.score, [c.score for c in r.cells]) for r in report.results}
+
+
+def test_two_workers_give_the_same_results_as_one(released):
+    _batch(released)
+    one = grade_batch(released, "ps1", workers=1, force=True, show_progress=False)
+    two = grade_batch(released, "ps1", workers=2, force=True, show_progress=False)
+    assert _scores(one) == _scores(two)
+    assert {r.student: r.score for r in two.results} == {"ada": 9, "bob": 0, "cy": 5, "dee": 4, "eve": 0}
+
+
+def test_unchanged_submissions_are_not_graded_again(released):
+    _batch(released)
+    first = grade_batch(released, "ps1", workers=2, show_progress=False)
+    assert (first.graded, first.skipped) == (5, 0)
+    again = grade_batch(released, "ps1", workers=2, show_progress=False)
+    assert (again.graded, again.skipped) == (0, 5) and _scores(again) == _scores(first)
+    submit(released, "ps1", "bob", {"squares": SQUARES_OK})  # bob resubmits
+    changed = grade_batch(released, "ps1", workers=2, show_progress=False)
+    assert (changed.graded, changed.skipped) == (1, 4)
+    assert {r.student: r.score for r in changed.results}["bob"] == 2
+    forced = grade_batch(released, "ps1", workers=2, force=True, show_progress=False)
+    assert forced.graded == 5
+
+
+def _job_rows(course):
+    with sqlite3.connect(table_path(course)) as db:
+        return db.execute("SELECT student, status, attempts FROM jobs ORDER BY student").fetchall()
+
+
+def _gradebook_submissions(course):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(course.db_url) as gradebook:
+        return sorted(s.student.id for s in gradebook.find_assignment("ps1").submissions)
+
+
+def _slow_batch(course, count):
+    slow = "import time\ntime.sleep(1.5)\n" + SQUARES_OK
+    for number in range(count):
+        submit(course, "ps1", f"s{number:02d}", {"squares": slow, "mean": MEAN_OK, "normalise": NORMALISE_OK})
+
+
+def _grade_command(course, *extra):
+    return [sys.executable, "-m", "autograder.cli", "grade", "ps1", "--course", str(course.root), *extra]
+
+
+def test_kill_9_mid_batch_then_rerun_grades_each_submission_once(released):
+    _slow_batch(released, 8)
+    process = subprocess.Popen(
+        _grade_command(released, "--workers", "1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if table_path(released).exists() and sum(r[1] == "done" for r in _job_rows(released)) >= 2:
+            break
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = {r[0] for r in _job_rows(released) if r[1] == "done"}
+    assert 2 <= len(done_before) < 8, "the kill should land mid-batch"
+
+    rerun = subprocess.run(_grade_command(released, "--workers", "2"), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"graded {8 - len(done_before)} submission(s), {len(done_before)} unchanged" in rerun.stdout
+    rows = _job_rows(released)
+    assert len(rows) == 8 and all(status == "done" for _, status, _ in rows)
+    assert all(attempts == 1 for student, _, attempts in rows if student in done_before)
+    assert _gradebook_submissions(released) == [f"s{n:02d}" for n in range(8)]
+    csv_rows = (released.reports_dir / "ps1" / "grades.csv").read_text().strip().splitlines()[1:]
+    assert len(csv_rows) == 8 and all(",9," in row for row in csv_rows)
+
+
+def test_ctrl_c_stops_cleanly_and_leaves_the_job_table_consistent(released):
+    _slow_batch(released, 6)
+    process = subprocess.Popen(
+        _grade_command(released, "--workers", "1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if table_path(released).exists() and any(r[1] == "done" for r in _job_rows(released)):
+            break
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert "run the same command again" in output
+    assert not any(status == "running" for _, status, _ in _job_rows(released))
+    rerun = subprocess.run(_grade_command(released), capture_output=True, text=True)
+    assert rerun.returncode == 0
+    assert all(status == "done" for _, status, _ in _job_rows(released))
+
+
+def test_a_worker_that_dies_is_replaced_and_the_submission_recorded(released):
+    # A (trusted) test that crashes the grading worker when it meets one particular answer: the pool
+    # must retry, give up after a few attempts, record the reason, and grade everything else.
+    path = released.source_dir / "ps1" / "ps1.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_squares":
+            cell.source = "import os\nif squares(1) == [42]:\n    os._exit(3)\n" + cell.source
+    nbformat.write(nb, path)
+    release(released, "ps1")
+    submit(released, "ps1", "good")
+    submit(released, "ps1", "crasher", {"squares": "def squares(n):\n    return [42]"})
+    report = grade_batch(released, "ps1", workers=2, show_progress=False)
+    by_student = {r.student: r for r in report.results}
+    assert by_student["good"].score == 9
+    assert by_student["crasher"].score == 0
+    assert "gave up after 3 attempts" in by_student["crasher"].problems[0]
+    assert dict((s, a) for s, _, a in _job_rows(released))["crasher"] == 3
