@@ -42,7 +42,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-release-") as tmp:
         course = scratch_course(Path(tmp) / "ours")
         anchor = scratch_course(Path(tmp) / "nbgrader")
-        print(f"{'assignment':<16} {'notebooks':>9} {'in-process':>11} {'course CLI':>11} {'nbgrader CLI':>13} {'ratio':>6}")
+        header = ("assignment", "notebooks", "in-process", "course CLI", "nbgrader CLI", "ratio")
+        print("{:<16} {:>9} {:>11} {:>11} {:>13} {:>6}".format(*header))
         for assignment in course.assignments():
             report = release(course, assignment, execute_solutions=False)
             cli = timed([str(bin_dir / "course"), "release", assignment, "--no-execute"], course.root)
