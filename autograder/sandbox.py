@@ -119,6 +119,7 @@ def environment(home: str) -> dict[str, str]:
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": home,
+        "TMPDIR": home,
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
         "MPLBACKEND": "Agg",
@@ -204,12 +205,9 @@ def _python_binds() -> list[str]:
     return binds
 
 
-def template_argv(staged: Path, inbox: Path, control_fd: int, limits: Limits, preload: list[str]) -> list[str]:
-    """bubblewrap running the warm template (zygote.py) as the sandbox's root, for one worker."""
-    code = (
-        "import runpy, sys; sys.path[:0] = ['/sandbox/runner', '/sandbox/lib']; "
-        "runpy.run_path('/sandbox/runner/zygote.py', run_name='__main__')"
-    )
+def _bwrap(staged: Path, files: Path, files_at: str, scratch_perms: str, limits: Limits) -> list[str]:
+    """The sandbox both kinds of student process share. /tmp and /dev/shm are read-only for students:
+    their only writable place is the size-limited scratch tmpfs (HOME and TMPDIR point there)."""
     return [
         shutil.which("bwrap"),
         *_namespaces(),
@@ -223,12 +221,22 @@ def template_argv(staged: Path, inbox: Path, control_fd: int, limits: Limits, pr
         "--perms", "0755", "--tmpfs", "/tmp",
         "--perms", "0755", "--tmpfs", "/dev/shm",
         "--ro-bind", str(staged), "/sandbox",
-        "--ro-bind", str(inbox), "/inbox",
-        "--perms", "0755", "--size", str(limits.scratch_bytes), "--tmpfs", "/scratch",
+        "--ro-bind", str(files), files_at,
+        "--perms", scratch_perms, "--size", str(limits.scratch_bytes), "--tmpfs", "/scratch",
         "--chdir", "/scratch",
         "--hostname", "student",
-        sys.executable, "-I", "-c", code, str(control_fd), ",".join(preload),
     ]  # fmt: skip
+
+
+def template_argv(staged: Path, inbox: Path, control_fd: int, limits: Limits, preload: list[str]) -> list[str]:
+    """bubblewrap running the warm template (zygote.py) as the sandbox's root, for one worker."""
+    code = (
+        "import runpy, sys; sys.path[:0] = ['/sandbox/runner', '/sandbox/lib']; "
+        "runpy.run_path('/sandbox/runner/zygote.py', run_name='__main__')"
+    )
+    # /scratch belongs to the template; it makes one private folder per submission inside it.
+    argv = _bwrap(staged, inbox, "/inbox", "0755", limits)
+    return [*argv, sys.executable, "-I", "-c", code, str(control_fd), ",".join(preload)]
 
 
 def _bootstrap(paths: list[str], runner: str, copy_from: str | None = None, uid: int | None = None) -> str:
@@ -264,24 +272,7 @@ def launch(staged: Path, inputs: Path, request_fd: int, answer_fd: int, limits: 
             copy_from="/submission",
             uid=uid,
         )
-        argv = [
-            shutil.which("bwrap"),
-            *_namespaces(),
-            "--die-with-parent",
-            "--new-session",
-            "--as-pid-1",
-            *_system_binds(),
-            *_python_binds(),
-            "--proc", "/proc",
-            "--dev", "/dev",
-            "--perms", "1777", "--tmpfs", "/tmp",
-            "--ro-bind", str(staged), "/sandbox",
-            "--ro-bind", str(inputs), "/submission",
-            "--perms", "1777", "--size", str(limits.scratch_bytes), "--tmpfs", "/scratch",
-            "--chdir", "/scratch",
-            "--hostname", "student",
-            sys.executable, "-I", "-c", code, *fds,
-        ]  # fmt: skip
+        argv = [*_bwrap(staged, inputs, "/submission", "1777", limits), sys.executable, "-I", "-c", code, *fds]
         return Launch(
             argv, environment("/scratch"), "/", lambda: _set_limits(limits), (request_fd, answer_fd), "bubblewrap"
         )

@@ -97,8 +97,9 @@ def mutate(source: AssignmentSource, mutant: Mutant) -> tuple[str, nbformat.Note
     raise CourseError(f"mutant {mutant.name!r}: no solution cell {mutant.cell!r} in {source.name}")
 
 
-def validate(course: Course, assignment: str, with_nbgrader: bool = False, workers: int | None = None
-             ) -> ValidationReport:
+def validate(
+    course: Course, assignment: str, with_nbgrader: bool = False, workers: int | None = None
+) -> ValidationReport:
     """Grade the demo batch (solution, blank release, one submission per mutant) and check each verdict."""
     from autograder.batch import grade_batch
     from autograder.demo import build_demo_course

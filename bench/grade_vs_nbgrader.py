@@ -30,8 +30,15 @@ from autograder.demo import build_demo_course  # noqa: E402
 from autograder.nbgrader_anchor import autograde, make_anchor_course  # noqa: E402
 
 
+def _tree_rss(process: psutil.Process) -> int:
+    try:
+        return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
+    except psutil.Error:
+        return 0
+
+
 class PeakMemory:
-    """Samples the resident memory of each child process tree of this process (the grading workers)."""
+    """Samples the resident memory of each grading worker together with its sandbox processes."""
 
     def __init__(self):
         self.peak_per_worker = 0
@@ -39,25 +46,20 @@ class PeakMemory:
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
 
+    def _workers(self) -> list[psutil.Process]:
+        workers = []
+        for child in psutil.Process().children():
+            try:
+                forkserver = "forkserver" in " ".join(child.cmdline())
+                workers.extend(child.children() if forkserver else [child])
+            except psutil.Error:
+                continue
+        return workers
+
     def _sample(self) -> None:
-        me = psutil.Process()
         while self.running:
-            for child in me.children():
-                try:
-                    tree = [child, *child.children(recursive=True)]
-                    rss = sum(p.memory_info().rss for p in tree)
-                except psutil.Error:
-                    continue
-                if "forkserver" not in " ".join(child.cmdline()):
-                    self.peak_per_worker = max(self.peak_per_worker, rss)
-                else:
-                    for worker in child.children():
-                        try:
-                            worker_tree = [worker, *worker.children(recursive=True)]
-                            worker_rss = sum(p.memory_info().rss for p in worker_tree)
-                        except psutil.Error:
-                            continue
-                        self.peak_per_worker = max(self.peak_per_worker, worker_rss)
+            for worker in self._workers():
+                self.peak_per_worker = max(self.peak_per_worker, _tree_rss(worker))
             time.sleep(0.2)
 
     def stop(self) -> int:
