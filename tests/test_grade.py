@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -192,3 +193,14 @@ def test_cli_exit_codes(released):
     (released.source_dir / "ps1" / "ps1.ipynb").write_text("{}")
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 2, "the course itself is broken: the grader failed"
+
+
+def test_without_bubblewrap_grading_still_works_and_says_isolation_is_reduced(released):
+    submit(released, "ps1", "good")
+    command = [sys.executable, "-m", "autograder.cli", "grade", "ps1", "--course", str(released.root)]
+    env = {**os.environ, "COURSE_NO_BUBBLEWRAP": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "isolation: reduced: bubblewrap turned off" in done.stdout and "WARNING: isolation is reduced" in done.stdout
+    results = json.loads((released.reports_dir / "ps1" / "results" / "good.json").read_text())
+    assert results["score"] == 9 and "isolation reduced" in results["output"]
