@@ -127,7 +127,7 @@ def validate(
         report.checks.append(Check(f"mutant: {mutant.name}", f"< {full}", got, graded.score < solved.auto_max))
 
     if with_nbgrader:
-        report.checks.extend(_anchor_checks(course, assignment))
+        report.checks.extend(nbgrader_checks(course, assignment))
     return report
 
 
@@ -135,7 +135,7 @@ def _score(result: SubmissionResult) -> str:
     return f"{result.score:g}/{result.auto_max:g}"
 
 
-def _anchor_checks(course: Course, assignment: str) -> list[Check]:
+def nbgrader_checks(course: Course, assignment: str) -> list[Check]:
     from autograder.nbgrader_anchor import autograde, make_anchor_course
 
     release_dir = course.release_dir / assignment
