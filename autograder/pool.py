@@ -32,8 +32,14 @@ class Job:
 
 def worker_main(slot: int, course_root: str, assignment: str, connection) -> None:
     """Grade submissions sent over `connection` until told to stop (None)."""
+    # One core per worker: the pool is the parallelism. numpy was imported (by the forkserver) before this
+    # line, so its BLAS pool is limited through threadpoolctl; spinning BLAS threads of two workers
+    # otherwise fight over the cores and two workers grade slower than one.
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = "1"  # one core per worker: the pool is the parallelism
+        os.environ[name] = "1"
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
     from autograder.grade import AssignmentSource, Timeouts, grade_submission
     from autograder.judge import CourseCodeError, JudgeCache
     from autograder.warm import Template, warm_available
