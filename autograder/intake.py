@@ -63,7 +63,7 @@ def read_notebook(path: Path) -> tuple[NotebookNode | None, str | None]:
         return None, f"{path.name} is a symbolic link; submit the notebook file itself"
     size = path.stat().st_size
     if size > MAX_NOTEBOOK_BYTES:
-        return None, f"{path.name} is {size / 1e6:.1f} MB, over the {MAX_NOTEBOOK_BYTES / 1e6:.0f} MB limit"
+        return None, f"{path.name} is {size / 2**20:.1f} MiB, over the {MAX_NOTEBOOK_BYTES // 2**20} MiB limit"
     raw = path.read_bytes()
     try:
         data = json.loads(raw)

@@ -131,16 +131,20 @@ def test_cell_order_and_student_cells_are_respected(released):
 @pytest.mark.parametrize(
     "content, reason",
     [
-        (b"{not json", "invalid JSON"),
-        (b"\x00\xff\x10binary junk", "not a notebook"),
-        (json.dumps({"nbformat": 3, "nbformat_minor": 0, "worksheets": [], "metadata": {}}).encode(), "nbformat 3"),
-        (json.dumps({"nbformat": 4, "nbformat_minor": 5, "cells": "nope", "metadata": {}}).encode(), "not a notebook"),
+        (lambda: b"{not json", "invalid JSON"),
+        (lambda: b"\x00\xff\x10binary junk", "not a notebook"),
+        (lambda: json.dumps({"nbformat": 3, "nbformat_minor": 0, "worksheets": [], "metadata": {}}).encode(),
+         "nbformat 3"),
+        (lambda: json.dumps({"nbformat": 4, "nbformat_minor": 5, "cells": "nope", "metadata": {}}).encode(),
+         "not a notebook"),
+        (lambda: b'{"cells": [{"source": "' + b"x" * 100_000_000 + b'"}]}', "over the 20 MiB limit"),
     ],
-)
+    ids=["invalid-json", "binary", "nbformat3", "cells-not-a-list", "100MB-cell"],
+)  # fmt: skip
 def test_malformed_notebooks_are_recorded(released, content, reason):
     folder = released.submitted_dir / "bad" / "ps1"
     folder.mkdir(parents=True)
-    (folder / "ps1.ipynb").write_bytes(content)
+    (folder / "ps1.ipynb").write_bytes(content())
     submit(released, "ps1", "good")
     results = _grade_all(released)
     assert results["good"].score == 9, "one bad submission must not disturb the batch"
