@@ -152,7 +152,7 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, cou
     """Grade one submission (a notebook or a folder) for CI, the same way `course grade` does.
 
     Writes Gradescope's results.json. Exits 0 when the submission was graded, whatever its score (a
-    broken notebook is graded too: 0 points with the reason); non-zero only when the grader failed.
+    broken notebook is graded too: 0 points with the reason); 2 only when the grader itself failed.
     """
     import json
     import shutil
@@ -163,17 +163,20 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, cou
 
     course = Course.load(course_root)
     source = AssignmentSource.load(course, assignment)
-    with tempfile.TemporaryDirectory(prefix="grade-one-") as tmp:
-        folder = submission
-        if submission.is_file():
-            folder = Path(tmp) / "submission"
-            folder.mkdir()
-            shutil.copy(
-                submission,
-                folder / (submission.name if submission.name in source.notebooks else next(iter(source.notebooks))),
-            )
-        result = grade_submission(source, folder, "ci", Timeouts.from_course(course))
-    results_path.write_text(json.dumps(results_json(result), indent=1) + "\n")
+    try:
+        with tempfile.TemporaryDirectory(prefix="grade-one-") as tmp:
+            folder = submission
+            if submission.is_file():
+                folder = Path(tmp) / "submission"
+                folder.mkdir()
+                name = submission.name if submission.name in source.notebooks else next(iter(source.notebooks))
+                shutil.copy(submission, folder / name)
+            result = grade_submission(source, folder, "ci", Timeouts.from_course(course))
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(results_json(result), indent=1) + "\n")
+    except Exception as error:  # a bug or a broken machine, never the submission: grading records those
+        click.echo(f"error: the grader failed: {type(error).__name__}: {error}", err=True)
+        raise SystemExit(2) from None
     for problem in result.problems:
         click.echo(f"problem: {problem}")
     click.echo(
