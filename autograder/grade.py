@@ -22,11 +22,16 @@ from autograder import cells, intake
 from autograder.course import Course
 from autograder.judge import Judge, JudgeCache
 from autograder.release import read_source_notebook
-from autograder.results import CellResult, SubmissionResult
+from autograder.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 from autograder.sandbox import Limits
 from autograder.student_process import ColdStudentProcess, StudentGone, StudentProcess
 
 Launcher = Callable[[Path], StudentProcess]
+
+# Which tests a grading judges. "all": every test, here. "cpu": every test but the GPU-tagged ones, which
+# are recorded as pending (WAITING_FOR_GPU). "gpu": only the GPU-tagged tests (a CUDA runner's part).
+# Every part runs all of the student's cells, so each test sees the notebook state it was written for.
+PARTS = ("all", "cpu", "gpu")
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,11 @@ def _verdict_output(result: CellResult) -> list[NotebookNode]:
     return outputs
 
 
+def _pending_output(item: intake.PlanCell) -> list[NotebookNode]:
+    text = f"{item.grade_id}: {WAITING_FOR_GPU} ({item.points:g} points, graded on a CUDA runner)\n"
+    return [nbformat.v4.new_output("stream", name="stdout", text=text)]
+
+
 def _stage_inputs(source: AssignmentSource, files: list[Path], folder: Path | None, target: Path) -> None:
     """The student process's starting files: the release's data files, then the submission's files."""
     target.mkdir(parents=True)
@@ -153,14 +163,16 @@ def grade_notebook(
     launcher: Launcher,
     result: SubmissionResult,
     cache: JudgeCache | None = None,
+    part: str = "all",
 ) -> NotebookNode:
-    """Run one notebook's plan; append its CellResults to `result`; return the autograded notebook."""
+    """Run one notebook's plan; append its CellResults to `result`; return the autograded notebook.
+    `part` chooses which tests are judged (see PARTS)."""
     autograded = nbformat.v4.new_notebook(
         metadata={"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}
     )
     if plan.problem:
         for item in plan.cells:
-            if item.kind == "test":
+            if item.kind == "test" and (part != "gpu" or item.gpu):
                 result.cells.append(
                     CellResult(
                         plan.name,
@@ -196,6 +208,22 @@ def grade_notebook(
                         result.problems.append(f"{plan.name}: {gone}")
                 if item.kind == "readonly":
                     judge.run_readonly(item.code, item.grade_id)
+            elif item.kind == "test" and part == "gpu" and not item.gpu:
+                continue  # judged by the CPU part
+            elif item.kind == "test" and part == "cpu" and item.gpu:
+                result.cells.append(
+                    CellResult(
+                        plan.name,
+                        item.grade_id,
+                        item.points,
+                        None,
+                        WAITING_FOR_GPU,
+                        has_hidden=cells.BEGIN_HIDDEN in item.code,
+                        gpu=True,
+                        pending=True,
+                    )
+                )
+                cell.outputs = _pending_output(item)
             elif item.kind == "test":
                 outcome = judge.run_test(item.code, item.grade_id, item.points, min(timeouts.cell_s, max(left, 1)))
                 cell_result = CellResult(
@@ -231,8 +259,10 @@ def grade_submission(
     slot: int = 0,
     launcher: Launcher | None = None,
     cache: JudgeCache | None = None,
+    part: str = "all",
 ) -> SubmissionResult:
-    """Grade one submission folder. `launcher` starts the student process (default: a cold sandbox)."""
+    """Grade one submission folder. `launcher` starts the student process (default: a cold sandbox);
+    `part` chooses which tests are judged (see PARTS; manually graded cells belong to "all" and "cpu")."""
     launcher = launcher or (lambda inputs: ColdStudentProcess(inputs, limits, slot))
     started = time.monotonic()
     result = SubmissionResult(student, source.name)
@@ -247,8 +277,9 @@ def grade_submission(
                 result.problems.append(f"{name}: {problem}")
             plan = intake.build_plan(name, source_nb, submission.notebooks.get(name), problem)
             result.findings.extend(f"{name}: {finding}" for finding in plan.findings)
-            result.autograded[name] = grade_notebook(plan, inputs, timeouts, launcher, result, cache)
-            result.cells.extend(_manual_results(name, source_nb))
+            result.autograded[name] = grade_notebook(plan, inputs, timeouts, launcher, result, cache, part)
+            if part != "gpu":
+                result.cells.extend(_manual_results(name, source_nb))
     result.seconds = time.monotonic() - started
     return result
 

@@ -6,22 +6,26 @@ from dataclasses import dataclass, field
 
 from nbformat import NotebookNode
 
+WAITING_FOR_GPU = "waiting for GPU runner"
+
 
 @dataclass
 class CellResult:
     notebook: str
     grade_id: str
     max_points: float
-    score: float | None  # None: a manually graded cell, waiting for a person
+    score: float | None  # None: not scored yet (a manually graded cell, or a GPU test while `pending`)
     message: str = ""  # why points were lost ("" when none were)
     output: str = ""  # what the public part of the test printed
     has_hidden: bool = False  # the test cell has hidden tests
     hidden_failed: bool = False  # the failure is inside a hidden block
     gpu: bool = False
+    pending: bool = False  # a GPU test no CUDA runner has graded yet: score None, message WAITING_FOR_GPU
 
     @property
     def manual(self) -> bool:
-        return self.score is None
+        """Waiting for a person (not for a GPU runner)."""
+        return self.score is None and not self.pending
 
     @property
     def public_message(self) -> str:
@@ -49,6 +53,10 @@ class SubmissionResult:
     @property
     def auto_max(self) -> float:
         return sum(cell.max_points for cell in self.cells if not cell.manual)
+
+    @property
+    def waiting_for_gpu(self) -> list[CellResult]:
+        return [cell for cell in self.cells if cell.pending]
 
     @property
     def max_score(self) -> float:
