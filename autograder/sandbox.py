@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import glob
 import os
 import resource
 import shutil
@@ -32,6 +33,7 @@ import course_utils
 
 RUNNER_FILES = ("wire.py", "student_runner.py", "zygote.py")
 SANDBOX_UID_BASE = 61000
+CUDA_DEVICES = "CUDA_VISIBLE_DEVICES"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Limits:
     open_files: int = 256
     cpu_seconds: int = 1800
     scratch_bytes: int = 512 * 1024**2
+    gpu: bool = False  # a CUDA runner's grading: the NVIDIA device files are bound into the sandbox
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,8 @@ def environment(home: str) -> dict[str, str]:
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "LANG": "C.UTF-8",
-        **{k: v for k, v in os.environ.items() if k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
+        # CUDA_VISIBLE_DEVICES: the GPU a CUDA runner's worker process gave its gradings (see celery_app.py)
+        **{k: v for k, v in os.environ.items() if k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", CUDA_DEVICES)},
     }
 
 
@@ -225,6 +229,17 @@ def _python_binds() -> list[str]:
     return binds
 
 
+def _gpu_binds(limits: Limits) -> list[str]:
+    """For a GPU grading: the NVIDIA device files (/dev/nvidiactl, /dev/nvidia-uvm, /dev/nvidiaN, ...)
+    and /sys, which the CUDA driver reads. Nothing else of the machine becomes visible."""
+    if not limits.gpu:
+        return []
+    binds = []
+    for path in sorted(glob.glob("/dev/nvidia*")):
+        binds += ["--dev-bind", path, path]
+    return [*binds, "--ro-bind", "/sys", "/sys"] if binds else binds
+
+
 def _bwrap(staged: Path, files: Path, files_at: str, scratch_perms: str, limits: Limits) -> list[str]:
     """The sandbox both kinds of student process share. /tmp and /dev/shm are read-only for students:
     their only writable place is the size-limited scratch tmpfs (HOME and TMPDIR point there)."""
@@ -237,6 +252,7 @@ def _bwrap(staged: Path, files: Path, files_at: str, scratch_perms: str, limits:
         # The tmpfs mounts come first: the Python installation may itself live under /tmp.
         "--perms", "0755", "--tmpfs", "/tmp",
         "--dev", "/dev",
+        *_gpu_binds(limits),
         "--perms", "0755", "--tmpfs", "/dev/shm",
         "--proc", "/proc",
         *_system_binds(),
