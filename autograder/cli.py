@@ -185,6 +185,55 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, cou
     )
 
 
+def _graded_results(course: Course, assignment: str) -> list:
+    from autograder.jobs import JobTable, table_path
+
+    if not table_path(course).exists():
+        raise CourseError(f"{table_path(course)}: not found; run `course grade {assignment}` first")
+    table = JobTable(table_path(course))
+    try:
+        results = table.results(assignment)
+    finally:
+        table.close()
+    if not results:
+        raise CourseError(f"no graded submissions of {assignment}; run `course grade {assignment}` first")
+    return results
+
+
+@cli.command("feedback")
+@click.argument("assignment")
+@click.option("--published", is_flag=True, help="Grades are published: show hidden tests' failure messages too.")
+@course_option
+def feedback_command(assignment: str, published: bool, course_root: Path) -> None:
+    """Write feedback/<student>/<ASSIGNMENT>/feedback.html for every graded student (from the job table).
+
+    Before publication a failure inside hidden tests shows only that hidden tests failed.
+    """
+    from autograder.feedback import feedback_dir, write_feedback
+
+    course = Course.load(course_root)
+    results = _graded_results(course, assignment)
+    for result in results:
+        write_feedback(course, result, published)
+    visibility = "with hidden tests' messages" if published else "public messages only"
+    click.echo(f"{assignment}: feedback for {len(results)} student(s), {visibility}, in {feedback_dir(course)}")
+
+
+@cli.command("report")
+@click.argument("assignment")
+@course_option
+def report_command(assignment: str, course_root: Path) -> None:
+    """Write the course report of ASSIGNMENT (per-question histograms, pass rates, most common failures)
+    and lms.csv for the LMS, in reports/<ASSIGNMENT>/, from the job table."""
+    from autograder.course_report import write_course_report
+
+    course = Course.load(course_root)
+    results = _graded_results(course, assignment)
+    path = write_course_report(course, assignment, results)
+    click.echo(f"{assignment}: report on {len(results)} submission(s) in {path}")
+    click.echo(f"{assignment}: grades for the LMS in {path.parent / 'lms.csv'}")
+
+
 @cli.command("demo")
 @click.argument("assignment", default="a1_backprop")
 @click.option("--workers", type=int, default=os.cpu_count() or 1, show_default="number of cores")

@@ -1,0 +1,204 @@
+"""The instructor's course report for one assignment: reports/<assignment>/.
+
+- report.html: per question the mean, the pass rate (full points), how many lost points and the most
+  common failure messages (numbers collapsed, so "relative error 3.1e-02" and "relative error 4.0e-02"
+  count as one), then the submissions with problems. Full messages: this page is for instructors.
+- hist_<grade_id>.png per autograded question and score_histogram.png for the total (matplotlib, Agg).
+- lms.csv: one row per student for the LMS gradebook (grades.csv, written by `course grade`, has the
+  per-question breakdown; this file has what an LMS import needs: the score, the maximum, the percent
+  and whether points are still pending, i.e. manually graded or waiting for a GPU runner).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+
+from autograder.course import Course
+from autograder.feedback import STYLE, is_waiting_for_gpu
+from autograder.results import CellResult, SubmissionResult
+
+# A number standing alone: "3.1e-02", "-1", "[2, 3]"; not the digits inside "float64" or "7f3a".
+NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?!\w)")
+TOP_MESSAGES = 3
+
+
+def normalise_message(message: str) -> str:
+    """The first line of a failure message with every number replaced by '#', at most 100 characters."""
+    lines = message.strip().splitlines()
+    line = NUMBER.sub("#", lines[0]) if lines else ""
+    return line if len(line) <= 100 else line[:97] + "..."
+
+
+@dataclass
+class QuestionStats:
+    notebook: str
+    grade_id: str
+    max_points: float
+    scores: list[float] = field(default_factory=list)
+    waiting: int = 0  # GPU tests not run yet
+    failures: Counter = field(default_factory=Counter)  # normalised message -> count
+    examples: dict[str, str] = field(default_factory=dict)  # normalised message -> first full message
+
+    @property
+    def mean(self) -> float:
+        return sum(self.scores) / len(self.scores) if self.scores else 0.0
+
+    @property
+    def passed(self) -> int:
+        return sum(score >= self.max_points for score in self.scores)
+
+    @property
+    def lost(self) -> int:
+        return len(self.scores) - self.passed
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / len(self.scores) if self.scores else 0.0
+
+    def add(self, cell: CellResult) -> None:
+        if is_waiting_for_gpu(cell):
+            self.waiting += 1
+            return
+        self.scores.append(cell.score)
+        if cell.score < cell.max_points:
+            key = normalise_message(cell.message) or "(no message)"
+            self.failures[key] += 1
+            self.examples.setdefault(key, cell.message.strip().splitlines()[0] if cell.message.strip() else "")
+
+    def common_failures(self) -> list[tuple[str, int]]:
+        return sorted(self.failures.items(), key=lambda item: (-item[1], item[0]))[:TOP_MESSAGES]
+
+
+def question_stats(results: list[SubmissionResult]) -> list[QuestionStats]:
+    """Autograded questions in notebook order, gathered over every submission."""
+    stats: dict[tuple[str, str], QuestionStats] = {}
+    for result in sorted(results, key=lambda r: r.student):
+        for cell in result.cells:
+            if cell.manual and not is_waiting_for_gpu(cell):
+                continue
+            key = (cell.notebook, cell.grade_id)
+            if key not in stats:
+                stats[key] = QuestionStats(cell.notebook, cell.grade_id, cell.max_points)
+            stats[key].add(cell)
+    return list(stats.values())
+
+
+def _file_name(grade_id: str) -> str:
+    return "hist_" + re.sub(r"[^A-Za-z0-9_.-]", "_", grade_id) + ".png"
+
+
+def _histogram(path: Path, scores: list[float], max_points: float, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    whole = max_points == int(max_points) and all(score == int(score) for score in scores)
+    if whole and max_points <= 30:
+        bins = np.arange(-0.5, max_points + 1)
+    else:
+        bins = np.linspace(0, max(max_points, 1e-9), 11)
+    figure, axes = plt.subplots(figsize=(4, 2.4), dpi=80)
+    axes.hist(scores, bins=bins, color="#4c72b0", edgecolor="white")
+    axes.set_xlim(bins[0], bins[-1])
+    axes.set_title(title, fontsize=9)
+    axes.set_xlabel("points", fontsize=8)
+    axes.set_ylabel("submissions", fontsize=8)
+    axes.tick_params(labelsize=7)
+    axes.yaxis.get_major_locator().set_params(integer=True)
+    if whole:
+        axes.xaxis.get_major_locator().set_params(integer=True)
+    figure.tight_layout()
+    figure.savefig(path, format="png", metadata={"Software": None})
+    plt.close(figure)
+
+
+def _question_section(question: QuestionStats, image: str) -> str:
+    failures = "".join(
+        f"<li>{escape(question.examples[key])} <b>(&times;{count})</b>"
+        + (f"<br><small>pattern: {escape(key)}</small>" if key != question.examples[key] else "")
+        + "</li>"
+        for key, count in question.common_failures()
+    )
+    waiting = f"<li>{question.waiting} waiting for GPU runner</li>" if question.waiting else ""
+    return (
+        f"<h3>{escape(question.notebook)}: {escape(question.grade_id)} ({question.max_points:g} points)</h3>"
+        f'<img src="{escape(image)}" alt="score histogram of {escape(question.grade_id)}">'
+        f"<ul><li>mean {question.mean:.2f} / {question.max_points:g}</li>"
+        f"<li>pass rate (full points) {question.pass_rate:.0%} ({question.passed} of {len(question.scores)})</li>"
+        f"<li>lost points: {question.lost}</li>{waiting}</ul>"
+        + (f"<p>Most common failures:</p><ol>{failures}</ol>" if failures else "")
+    )
+
+
+def render_report(assignment: str, results: list[SubmissionResult], questions: list[QuestionStats]) -> str:
+    ordered = sorted(results, key=lambda r: r.student)
+    totals = [r.score for r in ordered]
+    auto_max = max((r.auto_max for r in ordered), default=0.0)
+    mean = sum(totals) / len(totals) if totals else 0.0
+    manual = sum(any(c.manual and not is_waiting_for_gpu(c) for c in r.cells) for r in ordered)
+    problems = "".join(
+        f"<tr><td>{escape(r.student)}</td><td>{escape('; '.join(r.problems))}</td></tr>" for r in ordered if r.problems
+    )
+    problem_table = (
+        f"<table><tr><th>student</th><th>problems</th></tr>{problems}</table>"
+        if problems
+        else "<p>No submission had problems.</p>"
+    )
+    sections = "".join(_question_section(q, _file_name(q.grade_id)) for q in questions)
+    title = f"{assignment}: course report"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
+        f"<p>{len(ordered)} submission(s); mean autograded score {mean:.2f} / {auto_max:g}; "
+        f"{manual} with manually graded questions pending.</p>"
+        '<img src="score_histogram.png" alt="histogram of autograded scores">'
+        f"<h2>Questions</h2>{sections}<h2>Submissions with problems</h2>{problem_table}</body></html>\n"
+    )
+
+
+def write_lms_csv(course: Course, assignment: str, results: list[SubmissionResult]) -> Path:
+    """One row per student: the autograded score, the maximum (all points), the percent of it so far and
+    how many points are still missing (manually graded, or GPU tests waiting for a runner): the percent
+    is final once pending is "no"."""
+    folder = course.reports_dir / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "lms.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student_id", "score", "max_score", "percent", "pending", "pending_points"])
+        for result in sorted(results, key=lambda r: r.student):
+            pending = sum(c.max_points for c in result.cells if c.manual or is_waiting_for_gpu(c))
+            percent = 100 * result.score / result.max_score if result.max_score else 0.0
+            writer.writerow(
+                [
+                    result.student,
+                    f"{result.score:g}",
+                    f"{result.max_score:g}",
+                    f"{percent:.1f}",
+                    "yes" if pending else "no",
+                    f"{pending:g}",
+                ]
+            )
+    return path
+
+
+def write_course_report(course: Course, assignment: str, results: list[SubmissionResult]) -> Path:
+    """Write reports/<assignment>/report.html, its histograms and lms.csv; return report.html's path."""
+    folder = course.reports_dir / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    questions = question_stats(results)
+    for question in questions:
+        _histogram(folder / _file_name(question.grade_id), question.scores, question.max_points, question.grade_id)
+    auto_max = max((r.auto_max for r in results), default=0.0)
+    _histogram(folder / "score_histogram.png", [r.score for r in results], auto_max, "autograded score")
+    write_lms_csv(course, assignment, results)
+    path = folder / "report.html"
+    path.write_text(render_report(assignment, results, questions), encoding="utf-8")
+    return path
