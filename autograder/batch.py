@@ -1,9 +1,20 @@
 """`course grade`: a whole assignment, resumable, in parallel, with progress and a summary.
 
-Order of writes for each finished submission: autograded notebook and results.json, then the job
-table, then the gradebook. Every run first re-syncs the gradebook from the job table, so a batch killed
+Order of writes for each finished submission (or part of one): autograded notebook, then the job
+table, then results.json and the gradebook. Every run first re-syncs the gradebook from the job table, so a batch killed
 at any point (kill -9 included) and run again grades each remaining submission exactly once and loses
 none.
+
+Where the gradings run (the backend): "local", a pool of worker processes on this machine (pool.py), or
+"celery", workers anywhere that read the same course directory, fed through Redis (celery_app.py).
+Either way this process is the only writer of the job table, the gradebook and the reports.
+
+GPU-tagged tests: with the Celery backend a submission is graded in two parts, "cpu" (on the `cpu` queue;
+GPU tests recorded as pending, "waiting for GPU runner") and "gpu" (on the `gpu` queue, taken only by
+CUDA runners), merged in the job table. The local backend grades everything here in one part
+(gpu_tests="here": on a machine without CUDA the notebooks' CPU smoke budgets apply, as they always
+did), or only the CPU part (gpu_tests="wait": GPU tests stay pending until a Celery run with a gpu
+worker grades them).
 """
 
 from __future__ import annotations
@@ -12,16 +23,21 @@ import hashlib
 import time
 from dataclasses import dataclass
 
+import nbformat
 from tqdm import tqdm
 
-from autograder import cells
+from autograder import cells, parts
 from autograder.course import Course, CourseError
 from autograder.grade import AssignmentSource, Timeouts, submissions
 from autograder.gradebook import GradebookWriter
 from autograder.jobs import JobTable, content_hash, table_path
 from autograder.pool import Job, LocalPool
-from autograder.reports import write_autograded, write_grades_csv, write_results_json
-from autograder.results import CellResult, SubmissionResult
+from autograder.reports import write_grades_csv, write_results_json
+from autograder.results import WAITING_FOR_GPU, CellResult, SubmissionResult
+
+BACKENDS = ("local", "celery")
+GPU_TESTS = ("here", "wait")
+CSV_EVERY_S = 5.0  # while parts keep arriving, grades.csv is rewritten at most this often
 
 
 @dataclass
@@ -34,6 +50,10 @@ class BatchReport:
     @property
     def has_problems(self) -> bool:
         return any(result.has_problems for result in self.results)
+
+    @property
+    def waiting_for_gpu(self) -> list[SubmissionResult]:
+        return [result for result in self.results if result.waiting_for_gpu]
 
 
 def source_digest(source: AssignmentSource) -> str:
@@ -50,27 +70,60 @@ def source_digest(source: AssignmentSource) -> str:
     return digest.hexdigest()
 
 
-def failed_result(source: AssignmentSource, student: str, reason: str) -> SubmissionResult:
-    """A submission the grader could not grade: every test 0 with the reason, manual cells pending."""
+def failed_result(source: AssignmentSource, student: str, reason: str, part: str = "all") -> SubmissionResult:
+    """A submission (part) the grader could not grade: each of its tests 0 with the reason, manual cells
+    pending; a failed CPU part leaves the GPU tests to the GPU part."""
     result = SubmissionResult(student, source.name, problems=[reason])
     for name, notebook in source.notebooks.items():
         for cell in notebook.cells:
-            if cells.role(cell) == "test":
+            gpu = cells.is_gpu(cell)
+            if cells.role(cell) == "test" and part == "cpu" and gpu:
                 result.cells.append(
-                    CellResult(
-                        name,
-                        cells.grade_id(cell),
-                        cells.points(cell),
-                        0.0,
-                        f"not graded: {reason}",
-                        gpu=cells.is_gpu(cell),
-                    )
+                    CellResult(name, cells.grade_id(cell), cells.points(cell), None, WAITING_FOR_GPU, gpu=True,
+                               pending=True)
+                )  # fmt: skip
+            elif cells.role(cell) == "test" and (part != "gpu" or gpu):
+                result.cells.append(
+                    CellResult(name, cells.grade_id(cell), cells.points(cell), 0.0, f"not graded: {reason}", gpu=gpu)
                 )
-            elif cells.role(cell) == "solution" and cells.is_graded(cell):
+            elif cells.role(cell) == "solution" and cells.is_graded(cell) and part != "gpu":
                 result.cells.append(
                     CellResult(name, cells.grade_id(cell), cells.points(cell), None, "needs manual grading")
                 )
     return result
+
+
+def _parts(source: AssignmentSource, backend: str, gpu_tests: str) -> list[str]:
+    """The parts each submission is graded in, by this run."""
+    if not parts.has_gpu_tests(source.notebooks):
+        return ["all"]
+    if backend == "celery":
+        return ["cpu", "gpu"]
+    return ["all"] if gpu_tests == "here" else ["cpu"]
+
+
+def _write_notebooks(course: Course, table: JobTable, job: Job, result: SubmissionResult, gpu_ids: set[str]) -> None:
+    """autograded/<student>/<a>/: a part's notebooks, merged with the other part's when that is done."""
+    folder = course.autograded_dir / job.student / result.assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    other = {"cpu": "gpu", "gpu": "cpu"}.get(job.part)
+    merge = other is not None and table.is_done(result.assignment, job.student, job.digest, other)
+    for name, notebook in result.autograded.items():
+        path = folder / name
+        if merge and path.is_file():
+            on_disk = nbformat.read(path, as_version=4)
+            base, gpu = (notebook, on_disk) if job.part == "cpu" else (on_disk, notebook)
+            notebook = parts.merge_notebook(base, gpu, gpu_ids)
+        nbformat.write(notebook, path)
+
+
+def _executor(course: Course, assignment: str, backend: str, workers: int, job_timeout: float, table: JobTable,
+              broker_url: str | None):  # fmt: skip
+    if backend == "local":
+        return LocalPool(course, assignment, workers, job_timeout)
+    from autograder.celery_app import CeleryExecutor  # Celery is needed only here
+
+    return CeleryExecutor(course, assignment, broker_url, table.in_flight(assignment))
 
 
 def grade_batch(
@@ -80,60 +133,78 @@ def grade_batch(
     force: bool = False,
     students: list[str] | None = None,
     show_progress: bool = True,
+    backend: str = "local",
+    gpu_tests: str = "here",
+    broker_url: str | None = None,
 ) -> BatchReport:
     started = time.monotonic()
     source = AssignmentSource.load(course, assignment)
     digest_of_source = source_digest(source)
+    gpu_ids = {cells.grade_id(c) for nb in source.notebooks.values() for c in nb.cells
+               if cells.role(c) == "test" and cells.is_gpu(c)}  # fmt: skip
     table = JobTable(table_path(course))
     table.release_running(assignment)
     current = [(s, f) for s, f in submissions(course, assignment) if not students or s in students]
+    wanted_parts = _parts(source, backend, gpu_tests)
     jobs, skipped = [], 0
     for student, folder in current:
         digest = content_hash(folder, digest_of_source)
-        if not force and table.is_done(assignment, student, digest):
-            skipped += 1
-        else:
-            jobs.append(Job(student, folder, digest))
+        todo = [p for p in wanted_parts if force or not table.is_done(assignment, student, digest, p)]
+        jobs.extend(Job(student, folder, digest, part=part) for part in todo)
+        skipped += not todo
 
     timeouts = Timeouts.from_course(course)
     job_timeout = timeouts.notebook_s * len(source.notebooks) + 120
     with GradebookWriter(course, assignment, source.notebooks) as gradebook:
         for result in table.results(assignment):  # re-sync: a killed run may have stopped between writes
             gradebook.write(result)
-        bar = tqdm(total=len(jobs), unit="submission", desc=assignment, disable=not show_progress, leave=True)
+        bar = tqdm(total=len(jobs), unit="part" if any(j.part != "all" for j in jobs) else "submission",
+                   desc=assignment, disable=not show_progress, leave=True)  # fmt: skip
+        wanted = {student for student, _ in current}
+        csv_written = time.monotonic()
 
-        def on_start(job: Job) -> int:
+        def on_start(job: Job, task_id: str | None = None) -> int:
             bar.set_postfix_str(job.student)
-            return table.start(assignment, job.student, job.digest)
+            return table.start(assignment, job.student, job.digest, job.part, task_id)
 
         def on_result(job: Job, kind: str, payload) -> None:
+            nonlocal csv_written
             if kind == "course_error":
                 raise CourseError(f"{course.source_dir / assignment}: {payload}")
+            if kind == "refused":  # a GPU part reached a worker without CUDA
+                raise CourseError(payload)
             if kind == "worker_died":
-                result = failed_result(source, job.student, payload)
+                result = failed_result(source, job.student, payload, job.part)
             elif kind == "grader_error":
-                result = failed_result(source, job.student, "; ".join(payload.problems))
+                result = failed_result(source, job.student, "; ".join(payload.problems), job.part)
             else:
                 result = payload
             if result.autograded:
-                write_autograded(course, result)
-            write_results_json(course, result)
-            table.finish(assignment, job.student, result, "done" if kind == "done" else "failed")
-            gradebook.write(result)
+                _write_notebooks(course, table, job, result, gpu_ids)
+            table.finish(assignment, job.student, result, "done" if kind == "done" else "failed", job.part)
+            table.note_attempts(assignment, job.student, job.part, job.attempts)
+            merged = table.result(assignment, job.student)
+            write_results_json(course, merged)
+            gradebook.write(merged)
             bar.update(1)
+            if backend == "celery" and time.monotonic() - csv_written > CSV_EVERY_S:
+                write_grades_csv(course, assignment, [r for r in table.results(assignment) if r.student in wanted])
+                csv_written = time.monotonic()
 
         try:
             if jobs:
-                LocalPool(course, assignment, workers, job_timeout).run(jobs, on_start, on_result)
+                _executor(course, assignment, backend, workers, job_timeout, table, broker_url).run(
+                    jobs, on_start, on_result
+                )
         except BaseException:
             table.release_running(assignment)
             raise
         finally:
             bar.close()
 
-    wanted = {student for student, _ in current}
     results = [result for result in table.results(assignment) if result.student in wanted]
     table.close()
     if results:
         write_grades_csv(course, assignment, results)
-    return BatchReport(results, graded=len(jobs), skipped=skipped, seconds=time.monotonic() - started)
+    return BatchReport(results, graded=len({job.student for job in jobs}), skipped=skipped,
+                       seconds=time.monotonic() - started)  # fmt: skip

@@ -94,14 +94,47 @@ def validate_command(assignments: tuple[str, ...], all_: bool, with_nbgrader: bo
     help="Grading workers running in parallel.",
 )
 @click.option("--force", is_flag=True, help="Grade again even submissions that have not changed.")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "celery"]),
+    default="local",
+    show_default=True,
+    help="local: worker processes here. celery: tasks on Redis queues cpu/gpu for `course worker`s.",
+)
+@click.option(
+    "--broker",
+    envvar="COURSE_BROKER_URL",
+    default="redis://127.0.0.1:6379/0",
+    show_default=True,
+    help="Redis URL of the Celery backend (env COURSE_BROKER_URL).",
+)
+@click.option(
+    "--gpu-tests",
+    type=click.Choice(["here", "wait"]),
+    default="here",
+    show_default=True,
+    help="Local backend: grade GPU-tagged tests here (CPU smoke budgets without CUDA), or leave them "
+    "'waiting for GPU runner' for a Celery gpu worker.",
+)
 @course_option
-def grade_command(assignment: str, students: tuple[str, ...], workers: int, force: bool, course_root: Path) -> None:
+def grade_command(
+    assignment: str,
+    students: tuple[str, ...],
+    workers: int,
+    force: bool,
+    backend: str,
+    broker: str,
+    gpu_tests: str,
+    course_root: Path,
+) -> None:
     """Grade submitted/<student>/<ASSIGNMENT>/ for every student, tamper-proof, in parallel.
 
     Each notebook runs in a sandboxed student process; the source's tests run in a separate trusted
     judge. Writes the gradebook (nbgrader schema), autograded/<student>/<ASSIGNMENT>/,
     reports/<ASSIGNMENT>/grades.csv and reports/<ASSIGNMENT>/results/<student>.json. Resumable: run it
     again after an interruption and it grades only what is left; unchanged submissions are not re-run.
+    With --backend celery, CPU parts go to queue cpu and GPU-tagged tests to queue gpu (CUDA runners);
+    this command waits for both and merges them.
 
     Exit code: 0 all graded cleanly; 1 graded, but some submissions had problems (each recorded with its
     reason); 2 the grader itself failed; 130 interrupted (run again to finish).
@@ -110,7 +143,10 @@ def grade_command(assignment: str, students: tuple[str, ...], workers: int, forc
 
     course = Course.load(course_root)
     try:
-        report = grade_batch(course, assignment, workers, force, list(students) or None)
+        report = grade_batch(
+            course, assignment, workers, force, list(students) or None,
+            backend=backend, gpu_tests=gpu_tests, broker_url=broker,
+        )  # fmt: skip
     except KeyboardInterrupt:
         click.echo("interrupted: finished submissions are recorded; run the same command again to grade the rest")
         raise SystemExit(130) from None
@@ -120,13 +156,15 @@ def grade_command(assignment: str, students: tuple[str, ...], workers: int, forc
 
 
 def _print_batch(course: Course, assignment: str, report, workers: int) -> None:
-    from autograder.summary import problem_list, question_table
+    from autograder.summary import gpu_waiting, problem_list, question_table
 
     if not report.results:
         click.echo(f"no submissions in {course.submitted_dir}/*/{assignment}/")
         return
     click.echo(question_table(report.results))
     click.echo(problem_list(report.results))
+    if gpu_waiting(report.results):
+        click.echo(gpu_waiting(report.results))
     isolation = sorted({result.isolation for result in report.results if result.isolation})
     click.echo(
         f"graded {report.graded} submission(s), {report.skipped} unchanged since the last run, "
@@ -134,6 +172,33 @@ def _print_batch(course: Course, assignment: str, report, workers: int) -> None:
     )
     if any(i.startswith("reduced") for i in isolation):
         click.echo("WARNING: isolation is reduced (see above): student code could read files on this machine.")
+
+
+@cli.command("worker")
+@click.option("--queue", type=click.Choice(["cpu", "gpu"]), required=True, help="Which jobs this worker takes.")
+@click.option("--concurrency", type=int, default=os.cpu_count() or 1, show_default="number of cores")
+@click.option(
+    "--broker",
+    envvar="COURSE_BROKER_URL",
+    default="redis://127.0.0.1:6379/0",
+    show_default=True,
+    help="Redis URL (env COURSE_BROKER_URL).",
+)
+def worker_command(queue: str, concurrency: int, broker: str) -> None:
+    """Run a Celery grading worker for `course grade --backend celery`.
+
+    --queue gpu is a CUDA runner: it starts only where torch.cuda.is_available() (checked here) and gives
+    each of its processes a GPU through CUDA_VISIBLE_DEVICES; several gradings may share one GPU. The
+    worker reads courses at the paths the coordinator sends (same machine or a shared filesystem).
+    """
+    from autograder.celery_app import run_worker
+    from autograder.pool import NoCuda
+
+    try:
+        run_worker(queue, concurrency, broker)
+    except NoCuda as error:
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from None
 
 
 @cli.command("grade-one")

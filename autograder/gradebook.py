@@ -1,5 +1,11 @@
 """Write grades into nbgrader's gradebook (its own API and schema), so formgrader, `nbgrader export` and
-`nbgrader generate_feedback` see them. The grading coordinator is the only writer."""
+`nbgrader generate_feedback` see them. The grading coordinator is the only writer.
+
+A GPU test waiting for a CUDA runner has no score yet (auto_score NULL, never 0) and is flagged
+needs_manual_grade, so formgrader lists it among the grades still to come; nbgrader keeps comments
+for solution cells only, so the note "waiting for GPU runner: <test>" goes on the notebook's
+GPU-tagged solution cells, and the autograded notebook formgrader shows carries it in the test's output.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from nbformat import NotebookNode
 
 from autograder import cells
 from autograder.course import Course, put_python_scripts_on_path
-from autograder.results import SubmissionResult
+from autograder.results import WAITING_FOR_GPU, SubmissionResult
 
 
 class GradebookWriter:
@@ -22,6 +28,12 @@ class GradebookWriter:
 
         put_python_scripts_on_path()
         self.assignment = assignment
+        self.gpu_solutions = {  # notebook id -> grade ids of its GPU-tagged solution cells
+            name.removesuffix(".ipynb"): [
+                cells.grade_id(c) for c in nb.cells if cells.role(c) == "solution" and cells.is_gpu(c)
+            ]
+            for name, nb in notebooks.items()
+        }
         self.gradebook = Gradebook(course.db_url, course.course_id)
         with self._quiet():
             self._record_assignment(notebooks)
@@ -70,12 +82,23 @@ class GradebookWriter:
                 notebook_id = cell.notebook.removesuffix(".ipynb")
                 grade = gradebook.find_grade(cell.grade_id, notebook_id, result.assignment, result.student)
                 grade.auto_score = cell.score
-                grade.needs_manual_grade = cell.manual or grade.manual_score is not None
+                grade.needs_manual_grade = cell.manual or cell.pending or grade.manual_score is not None
                 try:
                     comment = gradebook.find_comment(cell.grade_id, notebook_id, result.assignment, result.student)
-                    comment.auto_comment = cell.public_message if cell.message and not cell.manual else None
+                    scored = cell.message and not cell.manual and not cell.pending
+                    comment.auto_comment = cell.public_message if scored else None
                 except MissingEntry:  # nbgrader keeps comments for solution cells only
                     pass
+            for notebook_id, solution_ids in self.gpu_solutions.items():
+                waiting = [
+                    c.grade_id for c in result.cells if c.pending and c.notebook.removesuffix(".ipynb") == notebook_id
+                ]
+                for grade_id in solution_ids:
+                    try:
+                        comment = gradebook.find_comment(grade_id, notebook_id, result.assignment, result.student)
+                    except MissingEntry:
+                        continue
+                    comment.auto_comment = f"{WAITING_FOR_GPU}: {', '.join(waiting)}" if waiting else None
             gradebook.db.commit()
 
     def close(self) -> None:

@@ -1,9 +1,14 @@
-"""The job table: one row per (assignment, student) in SQLite next to the gradebook.
+"""The job table: one row per (assignment, student, part) in SQLite next to the gradebook.
+
+A part is "all" (the whole submission graded in one go) or "cpu"/"gpu" (see parts.py); a submission's
+result is its "all" row, or its "cpu" row merged with its "gpu" row once the GPU part is done.
 
 It makes `course grade` resumable and idempotent: a submission whose content hash (its files, the
 assignment's source, the grader's version) was graded is not run again unless forced; a row left
 'running' by a killed batch is simply run again; the stored result lets the reports and the gradebook
-be rebuilt without re-grading anything.
+be rebuilt without re-grading anything. With the Celery backend a row also keeps the id of the task in
+flight, so a coordinator that was killed picks its tasks' results up again instead of enqueuing twice.
+The coordinator is the table's only writer.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from autograder import parts
 from autograder.course import Course
 from autograder.results import CellResult, SubmissionResult
 
@@ -23,13 +29,23 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     assignment   TEXT NOT NULL,
     student      TEXT NOT NULL,
+    part         TEXT NOT NULL DEFAULT 'all',  -- all | cpu | gpu
     content_hash TEXT NOT NULL,
-    status       TEXT NOT NULL,          -- pending | running | done | failed
+    status       TEXT NOT NULL,          -- pending | queued | running | done | failed
     attempts     INTEGER NOT NULL DEFAULT 0,
+    task_id      TEXT,                   -- the Celery task in flight (queued/running), else NULL
     result       TEXT,                   -- SubmissionResult as JSON (autograded notebooks are on disk)
     updated      REAL NOT NULL,
-    PRIMARY KEY (assignment, student)
+    PRIMARY KEY (assignment, student, part)
 )
+"""
+# A table written before parts existed: its rows become "all" parts.
+MIGRATE_V1 = """
+ALTER TABLE jobs RENAME TO jobs_v1;
+{schema};
+INSERT INTO jobs (assignment, student, part, content_hash, status, attempts, result, updated)
+    SELECT assignment, student, 'all', content_hash, status, attempts, result, updated FROM jobs_v1;
+DROP TABLE jobs_v1;
 """
 
 
@@ -62,8 +78,11 @@ def result_to_json(result: SubmissionResult) -> str:
 
 
 def result_from_json(text: str) -> SubmissionResult:
-    data = json.loads(text)
-    data["cells"] = [CellResult(**cell) for cell in data["cells"]]
+    return result_from_dict(json.loads(text))
+
+
+def result_from_dict(data: dict) -> SubmissionResult:
+    data = {**data, "cells": [CellResult(**cell) for cell in data["cells"]]}
     return SubmissionResult(**data)
 
 
@@ -72,50 +91,104 @@ class JobTable:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
+        columns = [row[1] for row in self.db.execute("PRAGMA table_info(jobs)")]
+        if columns and "part" not in columns:
+            self.db.executescript("BEGIN;" + MIGRATE_V1.format(schema=SCHEMA.strip()) + "COMMIT;")
         self.db.execute(SCHEMA)
 
     def close(self) -> None:
         self.db.close()
 
-    def row(self, assignment: str, student: str) -> tuple | None:
+    def row(self, assignment: str, student: str, part: str = "all") -> tuple | None:
+        """(content_hash, status, attempts, result, task_id) of one part, or None."""
         return self.db.execute(
-            "SELECT content_hash, status, attempts, result FROM jobs WHERE assignment = ? AND student = ?",
-            (assignment, student),
+            "SELECT content_hash, status, attempts, result, task_id FROM jobs "
+            "WHERE assignment = ? AND student = ? AND part = ?",
+            (assignment, student, part),
         ).fetchone()
 
-    def is_done(self, assignment: str, student: str, digest: str) -> bool:
-        row = self.row(assignment, student)
+    def is_done(self, assignment: str, student: str, digest: str, part: str = "all") -> bool:
+        row = self.row(assignment, student, part)
         return row is not None and row[0] == digest and row[1] in ("done", "failed")
 
-    def start(self, assignment: str, student: str, digest: str) -> int:
-        """Mark a job running; returns its attempt number (attempts on the same content accumulate)."""
-        row = self.row(assignment, student)
+    def start(
+        self, assignment: str, student: str, digest: str, part: str = "all", task_id: str | None = None
+    ) -> int:
+        """Mark a part running (or, with a Celery task id, queued); returns its attempt number (attempts on
+        the same content accumulate)."""
+        row = self.row(assignment, student, part)
         attempts = (row[2] if row is not None and row[0] == digest else 0) + 1
         self.db.execute(
-            "INSERT INTO jobs (assignment, student, content_hash, status, attempts, updated) "
-            "VALUES (?, ?, ?, 'running', ?, ?) ON CONFLICT (assignment, student) DO UPDATE SET "
-            "content_hash = excluded.content_hash, status = 'running', attempts = excluded.attempts, "
-            "updated = excluded.updated",
-            (assignment, student, digest, attempts, time.time()),
+            "INSERT INTO jobs (assignment, student, part, content_hash, status, attempts, task_id, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (assignment, student, part) DO UPDATE SET "
+            "content_hash = excluded.content_hash, status = excluded.status, attempts = excluded.attempts, "
+            "task_id = excluded.task_id, updated = excluded.updated",
+            (assignment, student, part, digest, "queued" if task_id else "running", attempts, task_id, time.time()),
         )
         return attempts
 
-    def finish(self, assignment: str, student: str, result: SubmissionResult, status: str = "done") -> None:
+    def note_attempts(self, assignment: str, student: str, part: str, attempts: int) -> None:
+        """A task reports how many times a worker started it: keep the larger count."""
         self.db.execute(
-            "UPDATE jobs SET status = ?, result = ?, updated = ? WHERE assignment = ? AND student = ?",
-            (status, result_to_json(result), time.time(), assignment, student),
+            "UPDATE jobs SET attempts = MAX(attempts, ?) WHERE assignment = ? AND student = ? AND part = ?",
+            (attempts, assignment, student, part),
+        )
+
+    def finish(
+        self, assignment: str, student: str, result: SubmissionResult, status: str = "done", part: str = "all"
+    ) -> None:
+        self.db.execute(
+            "UPDATE jobs SET status = ?, result = ?, task_id = NULL, updated = ? "
+            "WHERE assignment = ? AND student = ? AND part = ?",
+            (status, result_to_json(result), time.time(), assignment, student, part),
         )
 
     def release_running(self, assignment: str) -> None:
-        """After an interrupted batch: running jobs go back to pending (they will run again)."""
-        self.db.execute("UPDATE jobs SET status = 'pending' WHERE assignment = ? AND status = 'running'", (assignment,))
+        """After an interrupted batch: running local jobs go back to pending (they will run again). Parts
+        with a Celery task in flight stay as they are: the next coordinator collects their results."""
+        self.db.execute(
+            "UPDATE jobs SET status = 'pending' WHERE assignment = ? AND status = 'running' AND task_id IS NULL",
+            (assignment,),
+        )
+
+    def in_flight(self, assignment: str) -> dict[tuple[str, str], tuple[str, str]]:
+        """(student, part) -> (content_hash, task_id) of every part with a Celery task in flight."""
+        rows = self.db.execute(
+            "SELECT student, part, content_hash, task_id FROM jobs "
+            "WHERE assignment = ? AND status IN ('queued', 'running') AND task_id IS NOT NULL",
+            (assignment,),
+        )
+        return {(student, part): (digest, task_id) for student, part, digest, task_id in rows}
+
+    def part_result(self, assignment: str, student: str, part: str) -> SubmissionResult | None:
+        row = self.row(assignment, student, part)
+        return result_from_json(row[3]) if row is not None and row[1] in ("done", "failed") else None
+
+    def result(self, assignment: str, student: str) -> SubmissionResult | None:
+        """A submission's latest result: its "all" part, or its "cpu" part merged with its "gpu" part
+        (whose tests stay pending until that is done). The parts of its latest content count."""
+        rows = self.db.execute(
+            "SELECT part, content_hash, status, result FROM jobs WHERE assignment = ? AND student = ? "
+            "ORDER BY updated DESC",
+            (assignment, student),
+        ).fetchall()
+        if not rows:
+            return None
+        latest = rows[0][1]
+        done = {part: text for part, digest, status, text in rows if digest == latest and status in ("done", "failed")}
+        base = next((part for part in done if part in ("all", "cpu")), None)  # the newer of the two
+        if base is None:
+            return None
+        if base == "all":
+            return result_from_json(done["all"])
+        return parts.merge(result_from_json(done["cpu"]), result_from_json(done["gpu"]) if "gpu" in done else None)
 
     def results(self, assignment: str) -> list[SubmissionResult]:
-        rows = self.db.execute(
-            "SELECT result FROM jobs WHERE assignment = ? AND status IN ('done', 'failed') ORDER BY student",
-            (assignment,),
+        students = self.db.execute(
+            "SELECT DISTINCT student FROM jobs WHERE assignment = ? ORDER BY student", (assignment,)
         ).fetchall()
-        return [result_from_json(row[0]) for row in rows]
+        found = (self.result(assignment, student) for (student,) in students)
+        return [result for result in found if result is not None]
 
     def count(self, assignment: str) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM jobs WHERE assignment = ? GROUP BY status", (assignment,))

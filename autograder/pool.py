@@ -1,15 +1,20 @@
 """The local execution backend: a pool of grading workers and one coordinator.
 
 Each worker owns a slot (its own sandbox uid), a warm template (numpy/torch imported once, one fork per
-submission) and the judge's warm per-assignment state. The coordinator hands out one submission at a
-time, and is the only writer of the job table, the gradebook and the reports. A worker that dies is
-replaced; its submission is tried again, up to MAX_ATTEMPTS, then recorded as failed with the reason.
+submission) and the judge's warm per-assignment state. The coordinator hands out one submission (or one
+part of one, see parts.py) at a time, and is the only writer of the job table, the gradebook and the
+reports. A worker that dies is replaced; its submission is tried again, up to MAX_ATTEMPTS, then
+recorded as failed with the reason.
 """
 
 from __future__ import annotations
 
+import functools
+import glob
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -17,9 +22,15 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from autograder.course import Course
+from autograder.grade import AssignmentSource
 from autograder.results import SubmissionResult
+from autograder.sandbox import Limits
 
 MAX_ATTEMPTS = 3
+# Test-only: a worker started with COURSE_FAKE_CUDA=1 believes it has one CUDA device (tests/test_celery.py
+# uses it to run a gpu-queue worker on a machine without a GPU). Never set it on a real runner.
+FAKE_CUDA = "COURSE_FAKE_CUDA"
+GPU_MEMORY_BYTES = 64 * 1024**3  # a CUDA process maps far more than a CPU one
 
 
 @dataclass
@@ -28,46 +39,121 @@ class Job:
     folder: Path
     digest: str
     attempts: int = 0
+    part: str = "all"  # see grade.PARTS
 
 
-def worker_main(slot: int, course_root: str, assignment: str, connection) -> None:
-    """Grade submissions sent over `connection` until told to stop (None)."""
-    # One core per worker: the pool is the parallelism. numpy was imported (by the forkserver) before this
-    # line, so its BLAS pool is limited through threadpoolctl; spinning BLAS threads of two workers
-    # otherwise fight over the cores and two workers grade slower than one.
+@functools.cache
+def cuda_device_count() -> int:
+    """How many CUDA devices this machine's torch sees, asked in a fresh Python: a worker must not
+    initialise CUDA itself before it forks (its children would inherit a broken CUDA context)."""
+    if os.environ.get(FAKE_CUDA) == "1":
+        return 1
+    if not glob.glob("/dev/nvidia*"):  # no NVIDIA driver: no need to start torch to know
+        return 0
+    code = "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        return int(done.stdout.strip() or 0)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return 0
+
+
+NO_CUDA = (
+    "this worker has no CUDA (torch.cuda.is_available() is False here), so it refuses GPU jobs: "
+    "start `course worker --queue gpu` on a machine with a CUDA GPU"
+)
+
+
+class NoCuda(Exception):
+    """A GPU part was sent to a worker without CUDA."""
+
+
+def limit_threads() -> None:
+    """One core per worker: the pool is the parallelism. numpy may be imported already, so its BLAS pool
+    is limited through threadpoolctl; spinning BLAS threads of two workers otherwise fight over the cores
+    and two workers grade slower than one."""
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-    from autograder.grade import AssignmentSource, Timeouts, grade_submission
-    from autograder.judge import CourseCodeError, JudgeCache
-    from autograder.warm import Template, warm_available
 
-    course = Course.load(course_root)
-    source = AssignmentSource.load(course, assignment)
-    timeouts = Timeouts.from_course(course)
-    cache = JudgeCache()
-    template = None
+
+class GradingSlot:
+    """What one grading worker keeps between submissions: per assignment the source and the judge's warm
+    state, and one warm template (numpy/torch imported once, one fork per submission). Used by the local
+    pool's workers and by the Celery task (autograder/celery_app.py)."""
+
+    def __init__(self, slot: int, course_root: str):
+        self.slot = slot
+        self.course = Course.load(course_root)
+        self.assignments: dict[str, tuple] = {}
+        self.template = None
+        self.template_key: tuple[str, bool] | None = None
+
+    def _assignment(self, assignment: str) -> tuple:
+        from autograder.grade import AssignmentSource, Timeouts
+        from autograder.judge import JudgeCache
+
+        if assignment not in self.assignments:
+            source = AssignmentSource.load(self.course, assignment)
+            self.assignments[assignment] = (source, Timeouts.from_course(self.course), JudgeCache())
+        return self.assignments[assignment]
+
+    def _launcher(self, assignment: str, source, limits: Limits):
+        from autograder.warm import Template, warm_available
+
+        if not warm_available():
+            return None
+        key = (assignment, limits.gpu)
+        if self.template is not None and (self.template_key != key or not self.template.alive):
+            self.template.close()
+            self.template = None
+        if self.template is None:
+            self.template = Template(self.slot, limits=limits, preload=source.heavy_imports())
+            self.template_key = key
+        return self.template.spawn
+
+    def grade(self, assignment: str, student: str, folder: str, part: str = "all") -> SubmissionResult:
+        """Grade one part of one submission. Raises NoCuda for a GPU part on a machine without CUDA, and
+        judge.CourseCodeError when the course's own code is broken."""
+        from autograder.grade import grade_submission
+
+        gpu = part == "gpu" or (part == "all" and cuda_device_count() > 0)
+        if part == "gpu" and cuda_device_count() == 0:
+            raise NoCuda(NO_CUDA)
+        limits = Limits(gpu=True, memory_bytes=GPU_MEMORY_BYTES) if gpu else Limits()
+        source, timeouts, cache = self._assignment(assignment)
+        launcher = self._launcher(assignment, source, limits)
+        return grade_submission(source, Path(folder), student, timeouts, limits, self.slot, launcher, cache, part)
+
+    def close(self) -> None:
+        if self.template is not None:
+            self.template.close()
+            self.template = None
+
+
+def worker_main(slot: int, course_root: str, assignment: str, connection) -> None:
+    """Grade submissions sent over `connection` until told to stop (None)."""
+    limit_threads()
+    from autograder.judge import CourseCodeError
+
+    grader = GradingSlot(slot, course_root)
     while True:
         task = connection.recv()
         if task is None:
             break
-        student, folder = task
+        student, folder, part = task
         try:
-            if warm_available() and (template is None or not template.alive):
-                template = Template(slot, preload=source.heavy_imports())
-            launcher = template.spawn if template is not None else None
-            result = grade_submission(source, Path(folder), student, timeouts, slot=slot, launcher=launcher,
-                                      cache=cache)  # fmt: skip
-            connection.send(("done", result))
+            connection.send(("done", grader.grade(assignment, student, folder, part)))
         except CourseCodeError as error:
             connection.send(("course_error", str(error)))
+        except NoCuda as error:
+            connection.send(("refused", str(error)))
         except Exception as error:  # a grader bug must cost one submission, not the batch
             failed = SubmissionResult(student, assignment, problems=[f"grader error: {type(error).__name__}: {error}"])
             connection.send(("grader_error", failed))
-    if template is not None:
-        template.close()
+    grader.close()
 
 
 @dataclass
@@ -87,7 +173,9 @@ class LocalPool:
         self.job_timeout_s = job_timeout_s
         # forkserver: workers start as forks of a clean server that has imported the grader once
         self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(["autograder.grade", "autograder.warm", "autograder.judge"])
+        # and the assignment's heavy modules (torch...), which the judge of every worker needs
+        heavy = AssignmentSource.load(course, assignment).heavy_imports()
+        self.context.set_forkserver_preload(["autograder.grade", "autograder.warm", "autograder.judge", *heavy])
         self.workers: dict[int, Worker] = {}
 
     def _start(self, slot: int) -> Worker:
@@ -103,7 +191,8 @@ class LocalPool:
 
     def run(self, jobs: list[Job], on_start, on_result) -> None:
         """Grade `jobs`. on_start(job) before each try; on_result(job, kind, payload) for each outcome,
-        where kind is "done", "grader_error", "course_error" or "worker_died"."""
+        where kind is "done", "grader_error", "course_error", "refused" (a GPU part, no CUDA here) or
+        "worker_died"."""
         queue = deque(jobs)
         for slot in range(min(self.size, len(jobs))):
             self._start(slot)
@@ -114,7 +203,7 @@ class LocalPool:
                         worker.job = queue.popleft()
                         worker.job.attempts = on_start(worker.job)
                         worker.started = time.monotonic()
-                        worker.connection.send((worker.job.student, str(worker.job.folder)))
+                        worker.connection.send((worker.job.student, str(worker.job.folder), worker.job.part))
                 busy = [w for w in self.workers.values() if w.job is not None]
                 ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], timeout=1.0)
                 for worker in list(busy):

@@ -3,6 +3,9 @@
 Visibility: the autograded notebook is what students get back as feedback, so it carries the public
 version of each test and only public messages. results.json follows Gradescope's schema: a test cell
 with hidden tests is `after_published`, and only there may its hidden failure message appear.
+
+A GPU test no CUDA runner has graded yet is never a 0: results.json lists it without a score and says
+"waiting for GPU runner", grades.csv writes that text in its column.
 """
 
 from __future__ import annotations
@@ -11,17 +14,8 @@ import csv
 import json
 from pathlib import Path
 
-import nbformat
-
 from autograder.course import Course
-from autograder.results import SubmissionResult
-
-
-def write_autograded(course: Course, result: SubmissionResult) -> None:
-    folder = course.autograded_dir / result.student / result.assignment
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, notebook in result.autograded.items():
-        nbformat.write(notebook, folder / name)
+from autograder.results import WAITING_FOR_GPU, SubmissionResult
 
 
 def results_json(result: SubmissionResult) -> dict:
@@ -29,6 +23,16 @@ def results_json(result: SubmissionResult) -> dict:
     tests = []
     for cell in result.cells:
         if cell.manual:
+            continue
+        if cell.pending:  # Gradescope's per-test score is optional; the overall score counts it as 0 for now
+            tests.append(
+                {
+                    "name": f"{cell.notebook}:{cell.grade_id}",
+                    "max_score": cell.max_points,
+                    "output": WAITING_FOR_GPU,
+                    "visibility": "after_published" if cell.has_hidden else "visible",
+                }
+            )
             continue
         tests.append(
             {
@@ -40,6 +44,10 @@ def results_json(result: SubmissionResult) -> dict:
             }
         )
     notes = [f"problem: {problem}" for problem in result.problems] + [f"note: {f}" for f in result.findings]
+    waiting = result.waiting_for_gpu
+    if waiting:
+        points = sum(cell.max_points for cell in waiting)
+        notes.append(f"{len(waiting)} GPU test(s) {WAITING_FOR_GPU}: {points:g} points not graded yet")
     if result.isolation and result.isolation != "bubblewrap":
         notes.append(f"isolation {result.isolation}")
     return {
@@ -77,7 +85,10 @@ def write_grades_csv(course: Course, assignment: str, results: list[SubmissionRe
             row = [result.student, f"{result.score:g}", f"{result.max_score:g}"]
             for column in columns:
                 cell = by_id.get(column)
-                row.append("" if cell is None or cell.manual else f"{cell.score:g}")
+                if cell is not None and cell.pending:
+                    row.append(WAITING_FOR_GPU)
+                else:
+                    row.append("" if cell is None or cell.manual else f"{cell.score:g}")
             row.append("; ".join(result.problems))
             writer.writerow(row)
     return path

@@ -17,7 +17,7 @@ def question_table(results: list[SubmissionResult]) -> str:
     by_question: dict[str, list] = {}
     for result in results:
         for cell in result.cells:
-            if not cell.manual:
+            if cell.score is not None:  # not manual, not waiting for a GPU runner (see gpu_waiting)
                 by_question.setdefault(cell.grade_id, []).append(cell)
     if not by_question:
         return "no autograded questions"
@@ -37,3 +37,12 @@ def question_table(results: list[SubmissionResult]) -> str:
 def problem_list(results: list[SubmissionResult]) -> str:
     lines = [f"  {r.student}: {'; '.join(r.problems)}" for r in sorted(results, key=lambda r: r.student) if r.problems]
     return ("submissions with problems:\n" + "\n".join(lines)) if lines else "no submission had problems"
+
+
+def gpu_waiting(results: list[SubmissionResult]) -> str:
+    """One line when GPU tests are still waiting for a CUDA runner, else ""."""
+    waiting = [r for r in results if r.waiting_for_gpu]
+    if not waiting:
+        return ""
+    tests = sum(len(r.waiting_for_gpu) for r in waiting)
+    return f"{tests} GPU test(s) in {len(waiting)} submission(s) waiting for GPU runner (not counted as 0)"

@@ -1,0 +1,240 @@
+"""The Celery backend: grading tasks on Redis queues `cpu` and `gpu`, and the coordinator that feeds them.
+
+`course grade --backend celery` (the coordinator) sends one task per (submission, part) and collects the
+results; it stays the only writer of the job table, the gradebook and the reports. `course worker
+--queue cpu|gpu` runs a Celery worker (prefork) whose processes grade with the local engine's own code
+(pool.GradingSlot: warm template, judge cache, sandbox). Workers read the course from the path the
+coordinator sends, so they need the course directory at the same path (one machine, or a shared
+filesystem). Everything crossing Redis is JSON (results as dicts, autograded notebooks as nbformat
+JSON); nothing is ever pickled.
+
+Long jobs and dying workers:
+- a task is acknowledged only when it finished (task_acks_late) and put back when the process running
+  it dies (task_reject_on_worker_lost), so a worker killed mid-job costs a redelivery, not the job;
+- each worker process takes one task at a time (worker_prefetch_multiplier=1);
+- Redis redelivers a task whose worker vanished once it has been unacknowledged for visibility_timeout,
+  which is longer than the longest job;
+- a task counts its own starts in Redis (course:attempts:<task id>): a submission that kills its worker
+  MAX_ATTEMPTS times is returned as failed with the reason instead of being redelivered for ever.
+
+Flower: `celery -A autograder.celery_app flower --address=127.0.0.1` (broker from COURSE_BROKER_URL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+
+import nbformat
+from celery import Celery
+from celery.exceptions import Reject
+from celery.signals import worker_process_init
+
+from autograder import sandbox
+from autograder.jobs import result_from_dict, result_to_json
+from autograder.pool import MAX_ATTEMPTS, NO_CUDA, GradingSlot, Job, NoCuda, cuda_device_count, limit_threads
+
+BROKER_ENV = "COURSE_BROKER_URL"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+# Longer than the longest job (a notebook's time limit is 900 s): a task is redelivered only after its
+# worker has been gone this long. COURSE_VISIBILITY_TIMEOUT overrides it (tests use a short one).
+VISIBILITY_TIMEOUT_S = int(os.environ.get("COURSE_VISIBILITY_TIMEOUT", 2 * 3600))
+ATTEMPTS_TTL_S = 7 * 24 * 3600
+QUEUES = ("cpu", "gpu")
+
+
+def broker_url(url: str | None = None) -> str:
+    return url or os.environ.get(BROKER_ENV) or DEFAULT_BROKER
+
+
+app = Celery("autograder")
+
+
+def configure(url: str | None = None) -> Celery:
+    url = broker_url(url)
+    transport = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    app.conf.update(
+        broker_url=url,
+        result_backend=url,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options=transport,
+        result_backend_transport_options=transport,
+        task_default_queue="cpu",
+        task_track_started=True,
+        task_send_sent_event=True,
+        worker_send_task_events=True,  # Flower sees tasks as they run
+        result_expires=ATTEMPTS_TTL_S,
+        result_backend_always_retry=True,
+        result_backend_max_retries=60,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+configure()
+
+
+@worker_process_init.connect
+def _init_worker_process(**_) -> None:
+    """Each worker process: one BLAS thread, and on a CUDA runner its own GPU out of those visible
+    (processes share GPUs round-robin when there are more processes than GPUs)."""
+    from celery.utils.log import current_process_index
+
+    limit_threads()
+    index = current_process_index(base=0) or 0
+    count = cuda_device_count()
+    if count:
+        visible = os.environ.get(sandbox.CUDA_DEVICES)
+        devices = visible.split(",") if visible else [str(n) for n in range(count)]
+        os.environ[sandbox.CUDA_DEVICES] = devices[index % len(devices)]
+
+
+_slots: dict[str, GradingSlot] = {}
+
+
+def _slot(course_root: str) -> GradingSlot:
+    from celery.utils.log import current_process_index
+
+    if course_root not in _slots:
+        _slots[course_root] = GradingSlot(current_process_index(base=0) or 0, course_root)
+    return _slots[course_root]
+
+
+def _redis():
+    import redis
+
+    return redis.Redis.from_url(app.conf.broker_url)
+
+
+def attempts_key(task_id: str) -> str:
+    return f"course:attempts:{task_id}"
+
+
+@app.task(name="autograder.grade_part", bind=True)
+def grade_part(self, course_root: str, assignment: str, student: str, folder: str, part: str) -> dict:
+    """Grade one part of one submission; returns {"kind", "attempts", "result", "autograded"} as JSON."""
+    key = attempts_key(self.request.id)
+    client = _redis()
+    attempts = client.incr(key)
+    client.expire(key, ATTEMPTS_TTL_S)
+    if attempts > MAX_ATTEMPTS:
+        reason = (f"the grading worker died while grading this submission ({MAX_ATTEMPTS} times); "
+                  f"gave up after {MAX_ATTEMPTS} attempts")  # fmt: skip
+        return {"kind": "worker_died", "reason": reason, "attempts": MAX_ATTEMPTS}
+    from autograder.judge import CourseCodeError
+
+    try:
+        result = _slot(course_root).grade(assignment, student, folder, part)
+    except NoCuda as error:
+        client.decr(key)
+        time.sleep(5)  # do not spin on a job this worker must never take
+        raise Reject(str(error), requeue=True) from None
+    except CourseCodeError as error:
+        return {"kind": "course_error", "reason": str(error), "attempts": attempts}
+    except Exception as error:  # a grader bug must cost one submission, not the batch
+        reason = f"grader error: {type(error).__name__}: {error}"
+        return {"kind": "grader_error", "reason": reason, "attempts": attempts}
+    return {
+        "kind": "done",
+        "attempts": attempts,
+        "result": json.loads(result_to_json(result)),
+        "autograded": {name: nbformat.writes(nb) for name, nb in result.autograded.items()},
+    }
+
+
+def decode(payload: dict, assignment: str, student: str) -> tuple[str, object]:
+    """A task's JSON answer as (kind, payload) for batch.grade_batch's on_result."""
+    from autograder.results import SubmissionResult
+
+    kind = payload["kind"]
+    if kind == "done":
+        result = result_from_dict(payload["result"])
+        result.autograded = {name: nbformat.reads(text, as_version=4) for name, text in payload["autograded"].items()}
+        return kind, result
+    if kind == "grader_error":
+        return kind, SubmissionResult(student, assignment, problems=[payload["reason"]])
+    return kind, payload["reason"]
+
+
+class CeleryExecutor:
+    """The coordinator's side: enqueue each job on its queue, collect results as they arrive.
+
+    A job whose task is still in flight from an earlier (killed) coordinator is not sent again: its
+    result is collected by task id. Redis being restarted only delays the batch: sending and polling
+    are retried until it answers again."""
+
+    POLL_S = 0.2
+
+    def __init__(self, course, assignment: str, url: str | None, in_flight: dict):
+        self.course = course
+        self.assignment = assignment
+        self.in_flight = in_flight
+        configure(url)
+
+    def _retry(self, action, what: str, patience_s: float = 300.0):
+        from kombu.exceptions import OperationalError
+        from redis.exceptions import RedisError
+
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                return action()
+            except (OperationalError, RedisError, ConnectionError, TimeoutError) as error:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Redis at {app.conf.broker_url} did not answer for {patience_s:g} s "
+                                       f"while {what}: {error}") from error  # fmt: skip
+                time.sleep(1.0)
+
+    def _send(self, job: Job) -> str:
+        task_id = str(uuid.uuid4())
+        args = [str(self.course.root), self.assignment, job.student, str(job.folder), job.part]
+        queue = "gpu" if job.part == "gpu" else "cpu"
+        self._retry(lambda: grade_part.apply_async(args=args, queue=queue, task_id=task_id), "sending a job")
+        return task_id
+
+    def run(self, jobs: list[Job], on_start, on_result) -> None:
+        waiting: dict[str, Job] = {}
+        for job in jobs:
+            digest, task_id = self.in_flight.get((job.student, job.part), (None, None))
+            if digest != job.digest:
+                task_id = self._send(job)  # sent first, then recorded: a crash in between re-sends
+                job.attempts = on_start(job, task_id)
+            waiting[task_id] = job
+        while waiting:
+            for task_id, job in list(waiting.items()):
+                async_result = app.AsyncResult(task_id)
+                if not self._retry(async_result.ready, "collecting results"):
+                    continue
+                answer = self._retry(lambda r=async_result: r.get(propagate=False), "collecting results")
+                if isinstance(answer, dict):
+                    job.attempts = max(job.attempts, int(answer.get("attempts", 0)))
+                    kind, payload = decode(answer, self.assignment, job.student)
+                else:  # the task raised: a grader bug
+                    from autograder.results import SubmissionResult
+
+                    problem = f"grader error: {type(answer).__name__}: {answer}"
+                    kind, payload = "grader_error", SubmissionResult(job.student, self.assignment, problems=[problem])
+                on_result(job, kind, payload)
+                del waiting[task_id]
+                self._retry(async_result.forget, "cleaning up")
+            time.sleep(self.POLL_S)
+
+
+def run_worker(queue: str, concurrency: int, url: str | None = None, loglevel: str = "INFO") -> None:
+    """`course worker`: a Celery worker (prefork) on one queue. A gpu worker starts only with CUDA."""
+    if queue == "gpu" and cuda_device_count() == 0:
+        raise NoCuda(NO_CUDA)
+    configure(url)
+    app.worker_main(
+        ["worker", "-Q", queue, "-c", str(concurrency), "-P", "prefork", "-n", f"{queue}-{os.getpid()}@%h",
+         f"--loglevel={loglevel}", "-E"]
+    )  # fmt: skip

@@ -1,0 +1,88 @@
+"""GPU-tagged tests: a CPU grading leaves them pending ("waiting for GPU runner", never 0) in every report;
+a worker without CUDA refuses GPU parts; a CPU part merged with a GPU part is a whole grading."""
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from autograder import parts, pool
+from autograder.batch import grade_batch
+from autograder.grade import AssignmentSource, grade_submission
+from autograder.release import release
+from tests.helpers import submit
+
+DOUBLE_WRONG = "def double(x):\n    return x"
+
+
+@pytest.fixture
+def ps2(fixture_course):
+    release(fixture_course, "ps2", execute_solutions=True)
+    submit(fixture_course, "ps2", "ada")
+    submit(fixture_course, "ps2", "bob", {"double": DOUBLE_WRONG})
+    return fixture_course
+
+
+def _scores(result):
+    return [(c.grade_id, c.score, c.pending) for c in result.cells]
+
+
+def test_a_cpu_grading_leaves_gpu_tests_waiting_for_a_gpu_runner_in_every_report(ps2):
+    report = grade_batch(ps2, "ps2", workers=1, gpu_tests="wait", show_progress=False)
+    by_student = {r.student: r for r in report.results}
+    assert _scores(by_student["ada"]) == [("test_double", 2, False), ("test_train", None, True)]
+    assert _scores(by_student["bob"]) == [("test_double", 0, False), ("test_train", None, True)]
+    assert by_student["ada"].cells[1].message == "waiting for GPU runner"
+    assert len(report.waiting_for_gpu) == 2
+
+    results = json.loads((ps2.reports_dir / "ps2" / "results" / "ada.json").read_text())
+    train = next(t for t in results["tests"] if t["name"].endswith("test_train"))
+    assert "score" not in train and train["output"] == "waiting for GPU runner"
+    assert results["score"] == 2 and "1 GPU test(s) waiting for GPU runner" in results["output"]
+
+    rows = (ps2.reports_dir / "ps2" / "grades.csv").read_text().splitlines()
+    assert rows[0] == "student_id,score,max_score,test_double,test_train,problems"
+    assert rows[1] == "ada,2,5,2,waiting for GPU runner,"
+
+    autograded = nbformat.read(ps2.autograded_dir / "ada" / "ps2" / "ps2.ipynb", as_version=4)
+    test_cell = next(c for c in autograded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_train")
+    assert "waiting for GPU runner" in test_cell.outputs[0]["text"]
+
+    with Gradebook(ps2.db_url) as gradebook:
+        grade = gradebook.find_grade("test_train", "ps2", "ps2", "ada")
+        assert grade.auto_score is None and grade.needs_manual_grade  # pending, not 0
+        comment = gradebook.find_comment("train", "ps2", "ps2", "ada")  # the GPU-tagged solution cell
+        assert comment.auto_comment == "waiting for GPU runner: test_train"
+
+
+def test_a_gpu_part_is_refused_by_a_worker_without_cuda(ps2, monkeypatch):
+    monkeypatch.delenv(pool.FAKE_CUDA, raising=False)
+    pool.cuda_device_count.cache_clear()
+    if pool.cuda_device_count():
+        pytest.skip("this machine has CUDA")
+    slot = pool.GradingSlot(0, str(ps2.root))
+    with pytest.raises(pool.NoCuda, match="refuses GPU jobs"):
+        slot.grade("ps2", "ada", str(ps2.submitted_dir / "ada" / "ps2"), part="gpu")
+    done = subprocess.run(
+        [sys.executable, "-m", "autograder.cli", "worker", "--queue", "gpu", "--broker", "redis://127.0.0.1:1/0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "refuses GPU jobs" in done.stderr
+
+
+def test_cpu_part_merged_with_gpu_part_is_the_whole_grading(ps2):
+    source = AssignmentSource.load(ps2, "ps2")
+    for student in ("ada", "bob"):
+        folder = ps2.submitted_dir / student / "ps2"
+        whole = grade_submission(source, folder, student)
+        cpu = grade_submission(source, folder, student, part="cpu")
+        gpu = grade_submission(source, folder, student, part="gpu")
+        assert [c.grade_id for c in gpu.cells] == ["test_train"]
+        merged = parts.merge(cpu, gpu)
+        assert _scores(merged) == _scores(whole) and merged.score == whole.score
+        notebook = parts.merge_notebook(cpu.autograded["ps2.ipynb"], gpu.autograded["ps2.ipynb"], {"test_train"})
+        expected = whole.autograded["ps2.ipynb"]
+        assert [c.get("outputs") for c in notebook.cells] == [c.get("outputs") for c in expected.cells]
