@@ -49,6 +49,12 @@ def is_gpu(cell: NotebookNode) -> bool:
     return GPU_TAG in cell.metadata.get("tags", [])
 
 
+def is_selfcheck(cell: NotebookNode) -> bool:
+    """A self-check cell that `course release` added (metadata {"course": {"selfcheck": true}})."""
+    course = cell.metadata.get("course")
+    return isinstance(course, dict) and course.get("selfcheck") is True
+
+
 def _drop_lines(source: str, markers: tuple[str, ...]) -> str:
     return "\n".join(line for line in source.split("\n") if line.strip() not in markers)
 

@@ -346,6 +346,24 @@ def demo_command(assignment: str, workers: int, into: Path, course_root: Path) -
         raise SystemExit(1)
 
 
+@cli.command("check")
+@click.argument("notebook", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--timeout", type=int, help="Seconds per cell  [default: the course config's, or 120]")
+@course_option
+def check_command(notebook: Path, timeout: int | None, course_root: Path) -> None:
+    """Run NOTEBOOK in a fresh kernel and print its public self-check, test by test (what its last cell shows).
+
+    Needs only the notebook (a student's released folder is enough). Exit code: 0 every public test
+    passes; 1 some do not; 2 the notebook could not be run.
+    """
+    from autograder.check import cell_timeout, check_notebook
+
+    report = check_notebook(notebook, timeout or cell_timeout(course_root))
+    click.echo(report.text)
+    if not report.ok:
+        raise SystemExit(1)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

@@ -157,7 +157,9 @@ def build_plan(
             if student_by_id.get(gid) is cell:
                 previous = gid
             continue
-        if cell.cell_type == "code":
+        # Self-check cells (added by `course release`) would only run the public tests again: not run. A
+        # student who puts the marker on a cell of their own gets that cell skipped, nothing more.
+        if cell.cell_type == "code" and not cells.is_selfcheck(cell):
             added_after[previous].append(cell)
 
     def add_student_cells(after: str | None) -> None:

@@ -8,7 +8,9 @@ into place at the end, so a failure never leaves a half release behind.
 from __future__ import annotations
 
 import copy
+import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -76,6 +78,46 @@ def solution_notebook(source: NotebookNode) -> NotebookNode:
     return nb
 
 
+SELFCHECK_INTRO = """## Self-check
+
+The cell below runs the public tests of every exercise again and lists which pass; the self-check cell
+under each test does the same for that exercise, check by check. From a terminal:
+`course check {name}`. Hidden tests are not in this notebook: passing every public test is a good sign,
+not a guarantee of full marks."""
+
+
+def _selfcheck_cell(cell_type: str, text: str, cell_id: str) -> NotebookNode:
+    """A locked cell marked {"course": {"selfcheck": true}}: intake leaves it out of grading."""
+    cell = nbformat.v4.new_code_cell(text) if cell_type == "code" else nbformat.v4.new_markdown_cell(text)
+    cell.metadata = nbformat.from_dict({"course": {"selfcheck": True}, "deletable": False, "editable": False})
+    cell.id = re.sub(r"[^A-Za-z0-9_-]", "-", cell_id)[:64]  # never random: a second release changes no byte
+    return cell
+
+
+def add_selfcheck_cells(nb: NotebookNode, name: str) -> NotebookNode:
+    """After each autograded test cell, a cell that shows its public checks; at the end, the whole notebook's.
+
+    The cells call course_utils.selfcheck, which reads the tests from the notebook file named `name`.
+    """
+    quoted = json.dumps(name)
+    added = []
+    for cell in nb.cells:
+        added.append(cell)
+        if cell.cell_type == "code" and cells.role(cell) == "test":
+            code = f"from course_utils.selfcheck import check\ncheck({quoted}, {json.dumps(cells.grade_id(cell))})"
+            added.append(_selfcheck_cell("code", code, f"{cell.get('id') or cells.grade_id(cell)}-check"))
+    if len(added) == len(nb.cells):
+        return nb
+    added.append(_selfcheck_cell("markdown", SELFCHECK_INTRO.format(name=name), "selfcheck-intro"))
+    code = f"from course_utils.selfcheck import check_all\ncheck_all({quoted})"
+    added.append(_selfcheck_cell("code", code, "selfcheck-all"))
+    if "id" not in nb.cells[0]:  # notebooks before nbformat 4.5 have no cell ids
+        for cell in added:
+            cell.pop("id", None)
+    nb.cells = added
+    return nb
+
+
 def execute_notebook(nb: NotebookNode, workdir: Path, timeout: int = SOLUTION_TIMEOUT_S) -> NotebookNode:
     from nbclient import NotebookClient
 
@@ -136,6 +178,9 @@ def release(course: Course, assignment: str, execute_solutions: bool = True) -> 
         scratch = Path(tmp)
         started = time.perf_counter()
         student_dir = _generate_student_version(course, assignment, scratch / "nbgrader")
+        for name in sources:
+            student = nbformat.read(student_dir / name, as_version=4)
+            nbformat.write(add_selfcheck_cells(student, name), student_dir / name)
         report.release_seconds = time.perf_counter() - started
 
         solutions_dir = scratch / "solutions"

@@ -1,0 +1,387 @@
+"""Self-check: run an exercise's public tests again and show, check by check, what passes.
+
+Every released notebook has, after each test cell, a cell like
+
+    from course_utils.selfcheck import check
+    check("a1_backprop.ipynb", "test_affine_backward")
+
+and at the end `check_all("a1_backprop.ipynb")`. They read the test cells from the notebook file (the one
+in the kernel's working folder), run their code in your kernel, one statement at a time, and show a table:
+
+    test_affine_backward: 2 of 3 public checks passed
+    PASS  line 7  assert_close("dx", dx, dx_true, tol=1e-8, hint="dx = dout @ w.T has the shape of x")
+    FAIL  line 8  assert_close("dw", dw, dw_true, tol=1e-8, hint="dw has the shape of w, (D, M): which...
+          dw: relative error 3.1e-02 > 1e-08, worst at [2, 3]
+          hint: dw has the shape of w, (D, M): which product gives that?
+
+A "check" is a statement that asserts something (an `assert`, or a call to an `assert_...` helper or to a
+function of the test that asserts). Other statements prepare the checks (`out, cache = affine_forward(x,
+w, b)`); if one of them fails, the row says ERROR and the rest of that test is not run.
+
+Only the public tests run here: the hidden ones are not in your notebook. Passing every public test is a
+good sign, not a guarantee of full marks. Grading never uses this: it runs the instructor's copy of the
+tests. So check() and check_all() never raise; they report.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import html
+import io
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+
+MAX_CODE_CHARS = 70  # a check's code is shown on one line, cut to this length
+
+
+@dataclass
+class Row:
+    """One checked statement: PASS, FAIL (the check found a wrong value) or ERROR (the test could not run)."""
+
+    status: str
+    line: int | None  # line in the test cell, 1-based
+    code: str  # the statement's first line
+    message: str = ""
+    hint: str = ""
+    note: str = ""
+
+
+@dataclass
+class TestResult:
+    """The public part of one test cell, checked."""
+
+    grade_id: str
+    checks: int = 0  # how many statements of the public part are checks
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def passed(self) -> int:
+        return sum(row.status == "PASS" for row in self.rows)
+
+    @property
+    def ok(self) -> bool:
+        return all(row.status == "PASS" for row in self.rows) and self.passed == self.checks
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "PASS"
+        return "ERROR" if any(row.status == "ERROR" for row in self.rows) else "FAIL"
+
+    @property
+    def first_problem(self) -> Row | None:
+        return next((row for row in self.rows if row.status != "PASS"), None)
+
+    def headline(self) -> str:
+        if self.rows and self.rows[0].line is None:  # the notebook or the cell could not be read
+            return f"{self.grade_id}: not checked"
+        if self.checks == 0 and self.ok:
+            return f"{self.grade_id}: ran without error (no public checks; hidden tests decide)"
+        return f"{self.grade_id}: {self.passed} of {self.checks} public checks passed"
+
+
+# --- what the cell shows: HTML in JupyterLab, text in a terminal -----------------------------------------
+
+_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "ERROR": "#9a6700"}
+
+
+def _status_td(status: str) -> str:
+    style = f"color:{_COLOURS[status]};font-weight:bold"
+    return f'<td class="{status.lower()}" style="{style}">{status}</td>'
+
+
+def _message_html(row: Row) -> str:
+    text = html.escape(row.message).replace("\n", "<br>")
+    if row.hint:
+        text += f"<br><i>hint: {html.escape(row.hint)}</i>"
+    if row.note:
+        text += f"<br>{html.escape(row.note)}"
+    return text
+
+
+def _text_lines(row: Row, first: str) -> list[str]:
+    lines = [f"{row.status:<5} {first}"]
+    lines += [f"      {line}" for line in row.message.splitlines()]
+    if row.hint:
+        lines.append(f"      hint: {row.hint}")
+    if row.note:
+        lines.append(f"      {row.note}")
+    return lines
+
+
+class CheckResult:
+    """What check() returns: one test cell, one row per check."""
+
+    def __init__(self, test: TestResult):
+        self.test = test
+
+    @property
+    def ok(self) -> bool:
+        return self.test.ok
+
+    def _repr_html_(self) -> str:
+        rows = [
+            f"<tr>{_status_td(row.status)}<td>{'line ' + str(row.line) if row.line else ''}</td>"
+            f"<td><code>{html.escape(row.code)}</code></td><td>{_message_html(row)}</td></tr>"
+            for row in self.test.rows
+        ]
+        caption = html.escape(self.test.headline())
+        return f'<table class="course-selfcheck"><caption>{caption}</caption>{"".join(rows)}</table>'
+
+    def __str__(self) -> str:
+        lines = [self.test.headline()]
+        for row in self.test.rows:
+            where = f"line {row.line}  " if row.line else ""
+            lines += _text_lines(row, f"{where}{row.code}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+class NotebookResult:
+    """What check_all() returns: one row per test cell, then `Public tests passed: X of Y`."""
+
+    def __init__(self, tests: list[TestResult]):
+        self.tests = tests
+
+    @property
+    def passed(self) -> int:
+        return sum(test.ok for test in self.tests)
+
+    @property
+    def ok(self) -> bool:
+        return self.passed == len(self.tests)
+
+    def summary(self) -> str:
+        return f"Public tests passed: {self.passed} of {len(self.tests)}"
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for test in self.tests:
+            problem = test.first_problem
+            detail = ""
+            if problem is not None:
+                where = f"line {problem.line}: " if problem.line else ""
+                detail = html.escape(where) + _message_html(problem)
+            rows.append(
+                f"<tr>{_status_td(test.status)}<td>{html.escape(test.grade_id)}</td>"
+                f"<td>{test.passed} of {test.checks}</td><td>{detail}</td></tr>"
+            )
+        footer = f'<tfoot><tr><td colspan="4"><b>{html.escape(self.summary())}</b></td></tr></tfoot>'
+        return f'<table class="course-selfcheck">{"".join(rows)}{footer}</table>'
+
+    def __str__(self) -> str:
+        width = max((len(test.grade_id) for test in self.tests), default=0)
+        lines = []
+        for test in self.tests:
+            lines.append(f"{test.status:<5} {test.grade_id:<{width}}  {test.passed} of {test.checks} checks")
+            problem = test.first_problem
+            if problem is not None:  # the first problem is enough to start from; check() shows them all
+                where = f"line {problem.line}  " if problem.line else ""
+                lines += ["  " + line for line in _text_lines(problem, f"{where}{problem.code}")]
+        lines.append(self.summary())
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+# --- reading the notebook ----------------------------------------------------------------------------------
+
+
+class NotebookProblem(Exception):
+    """The notebook file cannot be used for a self-check; the message says why and what to do."""
+
+
+def _source(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def public_part(code: str) -> str:
+    """A test cell without its hidden block, lines blanked so line numbers stay those of the cell.
+
+    Released notebooks have no hidden tests, but nbgrader's autograde puts them back (between these
+    markers) before it runs a notebook: the self-check still shows public checks only.
+    """
+    lines, hidden = [], False
+    for line in code.split("\n"):
+        if line.strip() in ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"):
+            hidden = line.strip() == "### BEGIN HIDDEN TESTS"
+            lines.append("")
+        else:
+            lines.append("" if hidden else line)
+    return "\n".join(lines)
+
+
+def read_test_cells(notebook_file: str) -> dict[str, str]:
+    """{grade_id: code} of the notebook's autograded test cells, in notebook order."""
+    path = os.path.abspath(notebook_file)
+    if not os.path.isfile(path):
+        here = os.path.dirname(path)
+        others = sorted(name for name in os.listdir(here) if name.endswith(".ipynb")) if os.path.isdir(here) else []
+        found = f" (notebooks there: {', '.join(others)})" if others else ""
+        raise NotebookProblem(
+            f"{os.path.basename(path)} not found in {here}{found}. The self-check reads the tests from the "
+            f"notebook file itself: if you renamed or moved it, give it its name back "
+            f"(it is also the name graded)."
+        )
+    try:
+        with open(path, encoding="utf-8") as file:
+            notebook = json.load(file)
+        cells = notebook["cells"]
+        tests = {}
+        for cell in cells:
+            nbgrader = cell.get("metadata", {}).get("nbgrader", {})
+            if cell.get("cell_type") == "code" and nbgrader.get("grade") and nbgrader.get("grade_id"):
+                tests[str(nbgrader["grade_id"])] = public_part(_source(cell))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise NotebookProblem(
+            f"{os.path.basename(path)} could not be read as a course notebook ({type(error).__name__}: {error}); "
+            "download a fresh copy of the assignment and copy your code into it."
+        ) from None
+    return tests
+
+
+# --- running one test cell, a statement at a time ----------------------------------------------------------
+
+
+def _called_name(call: ast.Call) -> str:
+    func = call.func
+    if isinstance(func, ast.Name):
+        return func.id
+    return func.attr if isinstance(func, ast.Attribute) else ""
+
+
+def _asserts_something(node: ast.AST, checking_functions: set[str]) -> bool:
+    """Does this code contain an `assert`, or a call to an assert_... helper or to a function that asserts?"""
+    for child in ast.walk(node):
+        if isinstance(child, ast.Assert):
+            return True
+        if isinstance(child, ast.Call):
+            name = _called_name(child)
+            if name.startswith("assert") or name in checking_functions:
+                return True
+    return False
+
+
+def _is_notebook_code(filename: str) -> bool:
+    """Code typed in a notebook cell (Jupyter's kernel files it under ipykernel_<pid>/), not a library's file."""
+    return "ipykernel_" in filename or filename.startswith("<")
+
+
+def _explain(error: Exception, statement: ast.stmt, code: str, test_file: str) -> tuple[str, str]:
+    """(message, hint) for an exception raised by one statement of a test (compiled as test_file)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    yours = [f for f in frames if _is_notebook_code(f.filename) and f.filename != test_file]
+    where = f" (in {yours[-1].name}, line {yours[-1].lineno} of its cell)" if yours else ""
+    if isinstance(error, NotImplementedError) and yours:
+        name = yours[-1].name
+        return (
+            f"{name} is not written yet (NotImplementedError at line {yours[-1].lineno} of its cell)",
+            f"replace `raise NotImplementedError()` in {name} with your code, then run that cell",
+        )
+    if isinstance(error, NameError) and getattr(error, "name", None):
+        return f"NameError: {error}", f"run the cell that defines {error.name} first (Run > Run All Above)"
+    if isinstance(error, AssertionError):
+        text = str(error)
+        if not text and isinstance(statement, ast.Assert):
+            text = f"assertion failed: {ast.get_source_segment(code, statement.test)}"
+        message, _, hint = text.partition("\nhint: ")  # course_utils.checks puts the hint on its own line
+        return message or "assertion failed", hint
+    text = f": {error}" if str(error) else ""
+    return f"{type(error).__name__}{text}{where}", ""
+
+
+def _first_line(code: str, statement: ast.stmt) -> str:
+    text = (ast.get_source_segment(code, statement) or "").splitlines()[0]
+    return text if len(text) <= MAX_CODE_CHARS else text[: MAX_CODE_CHARS - 3] + "..."
+
+
+def run_test(grade_id: str, code: str, namespace: dict) -> TestResult:
+    """Run a test cell's public code in namespace; one row per check, or an ERROR row where it stopped."""
+    result = TestResult(grade_id)
+    try:
+        statements = ast.parse(code).body
+    except SyntaxError as error:
+        result.rows.append(Row("ERROR", error.lineno, "", f"the test cell does not parse: {error.msg}"))
+        return result
+    checking_functions: set[str] = set()
+    is_check = []
+    for statement in statements:
+        defines = isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        if defines and _asserts_something(statement, checking_functions):
+            checking_functions.add(statement.name)
+        is_check.append(not defines and _asserts_something(statement, checking_functions))
+    result.checks = sum(is_check)
+
+    filename = f"<public tests of {grade_id}>"
+    for index, statement in enumerate(statements):
+        compiled = compile(ast.Module(body=[statement], type_ignores=[]), filename, "exec")
+        try:
+            # The tests' own prints ("... public tests passed") would only repeat the table.
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                exec(compiled, namespace)
+        except Exception as error:
+            message, hint = _explain(error, statement, code, filename)
+            row = Row("FAIL" if is_check[index] else "ERROR", statement.lineno, _first_line(code, statement))
+            row.message, row.hint = message, hint
+            result.rows.append(row)
+            if not is_check[index]:
+                skipped = sum(is_check[index + 1 :])
+                if skipped:
+                    row.note = f"(the {skipped} check(s) after it were not run)"
+                return result
+        else:
+            if is_check[index]:
+                result.rows.append(Row("PASS", statement.lineno, _first_line(code, statement)))
+    return result
+
+
+def _namespace(caller_globals: dict) -> dict:
+    """The namespace your notebook's cells run in: IPython's user namespace, else the caller's globals."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell.user_ns if shell is not None else caller_globals
+
+
+def _problem(grade_id: str, message: str) -> TestResult:
+    return TestResult(grade_id, rows=[Row("ERROR", None, "", message)])
+
+
+def check(notebook_file: str, grade_id: str, namespace: dict | None = None) -> CheckResult:
+    """Run the public tests of test cell `grade_id` of `notebook_file` in your kernel; show each check."""
+    namespace = namespace if namespace is not None else _namespace(sys._getframe(1).f_globals)
+    try:
+        tests = read_test_cells(notebook_file)
+    except NotebookProblem as problem:
+        return CheckResult(_problem(grade_id, str(problem)))
+    if grade_id not in tests:
+        return CheckResult(
+            _problem(grade_id, f"{notebook_file} has no test cell {grade_id!r}; was it deleted? Its tests are graded.")
+        )
+    try:
+        return CheckResult(run_test(grade_id, tests[grade_id], namespace))
+    except Exception as error:  # a self-check must never stop Run All
+        return CheckResult(_problem(grade_id, f"the self-check itself failed: {type(error).__name__}: {error}"))
+
+
+def check_all(notebook_file: str, namespace: dict | None = None) -> NotebookResult | CheckResult:
+    """Run the public tests of every test cell of `notebook_file`; one row per test cell and a total."""
+    namespace = namespace if namespace is not None else _namespace(sys._getframe(1).f_globals)
+    try:
+        tests = read_test_cells(notebook_file)
+    except NotebookProblem as problem:
+        return CheckResult(_problem("all tests", str(problem)))
+    if not tests:
+        return CheckResult(_problem("all tests", f"{notebook_file} has no autograded test cells"))
+    results = []
+    for grade_id, code in tests.items():
+        try:
+            results.append(run_test(grade_id, code, namespace))
+        except Exception as error:
+            results.append(_problem(grade_id, f"the self-check itself failed: {type(error).__name__}: {error}"))
+    return NotebookResult(results)
