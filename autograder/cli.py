@@ -174,6 +174,24 @@ def _print_batch(course: Course, assignment: str, report, workers: int) -> None:
         click.echo("WARNING: isolation is reduced (see above): student code could read files on this machine.")
 
 
+def _import_in_background(modules: list[str]):
+    """Import the notebooks' heavy modules (torch...) for the judge while the sandbox starts and runs the
+    student's first cells, so that the two costs overlap instead of adding up (grade-one's cold time)."""
+    import importlib
+    import threading
+
+    def run() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 -- the judge imports it again and reports the error there
+                pass
+
+    thread = threading.Thread(target=run, name="judge-imports", daemon=True)
+    thread.start()
+    return thread
+
+
 @cli.command("worker")
 @click.option("--queue", type=click.Choice(["cpu", "gpu"]), required=True, help="Which jobs this worker takes.")
 @click.option("--concurrency", type=int, default=os.cpu_count() or 1, show_default="number of cores")
@@ -229,6 +247,7 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, cou
     course = Course.load(course_root)
     source = AssignmentSource.load(course, assignment)
     try:
+        preload = _import_in_background(source.heavy_imports())
         with tempfile.TemporaryDirectory(prefix="grade-one-") as tmp:
             folder = submission
             if submission.is_file():
@@ -237,6 +256,7 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, cou
                 name = submission.name if submission.name in source.notebooks else next(iter(source.notebooks))
                 shutil.copy(submission, folder / name)
             result = grade_submission(source, folder, "ci", Timeouts.from_course(course))
+        preload.join()
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results_json(result), indent=1) + "\n")
     except Exception as error:  # a bug or a broken machine, never the submission: grading records those
@@ -365,6 +385,9 @@ def check_command(notebook: Path, timeout: int | None, course_root: Path) -> Non
 
 
 def main() -> None:
+    # jsonschema (under nbformat) compiles rfc3987-syntax's grammar when imported, about 1 s, for an "iri"
+    # format check that neither nbformat's nor nbgrader's schemas use: the course's commands go without it.
+    sys.modules.setdefault("rfc3987_syntax", None)
     try:
         cli(standalone_mode=True)
     except CourseError as error:

@@ -46,7 +46,6 @@ class Timeouts:
 
 
 PRELOADABLE = {"numpy", "torch", "sklearn", "scipy", "matplotlib", "gymnasium", "course_utils", "pandas"}
-PRELOAD_ALONG = {"course_utils": ["sklearn.datasets"]}  # course_utils.load_digits imports scikit-learn lazily
 
 
 def imported_modules(code: str) -> set[str]:
@@ -78,10 +77,7 @@ class AssignmentSource:
             for cell in notebook.cells:
                 if cell.cell_type == "code":
                     found |= imported_modules(cell.source)
-        wanted = {name for name in found if name.split(".")[0] in PRELOADABLE}
-        for name in list(wanted):
-            wanted.update(PRELOAD_ALONG.get(name, []))
-        return sorted(wanted)
+        return sorted(name for name in found if name.split(".")[0] in PRELOADABLE)
 
     @classmethod
     def load(cls, course: Course, assignment: str) -> AssignmentSource:
@@ -263,7 +259,7 @@ def grade_submission(
 ) -> SubmissionResult:
     """Grade one submission folder. `launcher` starts the student process (default: a cold sandbox);
     `part` chooses which tests are judged (see PARTS; manually graded cells belong to "all" and "cpu")."""
-    launcher = launcher or (lambda inputs: ColdStudentProcess(inputs, limits, slot))
+    launcher = launcher or (lambda inputs: ColdStudentProcess(inputs, limits, slot, source.heavy_imports()))
     started = time.monotonic()
     result = SubmissionResult(student, source.name)
     submission = intake.read_submission(folder, student, list(source.notebooks))

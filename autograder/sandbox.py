@@ -296,12 +296,21 @@ def _bootstrap(paths: list[str], runner: str, copy_from: str | None = None, uid:
     return "; ".join(lines)
 
 
-def launch(staged: Path, inputs: Path, request_fd: int, answer_fd: int, limits: Limits, uid: int | None) -> Launch:
+def launch(
+    staged: Path,
+    inputs: Path,
+    request_fd: int,
+    answer_fd: int,
+    limits: Limits,
+    uid: int | None,
+    preload: list[str] = (),
+) -> Launch:
     """How to start the student process.
 
-    staged: the folder made by stage_runner; inputs: the submission's files (copied into scratch).
+    staged: the folder made by stage_runner; inputs: the submission's files (copied into scratch);
+    preload: modules the runner imports before its first request (as a warm template does).
     """
-    fds = (str(request_fd), str(answer_fd))
+    fds = (str(request_fd), str(answer_fd), ",".join(preload))
     problem = bubblewrap_problem()
     if problem is None:
         code = _bootstrap(

@@ -171,7 +171,7 @@ class StudentProcess:
 class ColdStudentProcess(StudentProcess):
     """A student process started from scratch: a new bubblewrap sandbox and a new Python."""
 
-    def __init__(self, inputs: Path, limits: sandbox.Limits | None = None, slot: int = 0):
+    def __init__(self, inputs: Path, limits: sandbox.Limits | None = None, slot: int = 0, preload: list[str] = ()):
         self.limits = limits or sandbox.Limits()
         self.workdir = tempfile.TemporaryDirectory(prefix="student-")
         root = Path(self.workdir.name)
@@ -184,7 +184,7 @@ class ColdStudentProcess(StudentProcess):
         request_read, self.request_fd = os.pipe()
         self.answer_fd, answer_write = os.pipe()
         self.uid_claim = sandbox.UidClaim(preferred=slot)
-        spec = sandbox.launch(staged, copy, request_read, answer_write, self.limits, self.uid_claim.uid)
+        spec = sandbox.launch(staged, copy, request_read, answer_write, self.limits, self.uid_claim.uid, preload)
         self.isolation = spec.isolation
         self.stderr_path = root / "stderr.log"
         with open(self.stderr_path, "wb") as stderr:

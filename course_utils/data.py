@@ -6,12 +6,22 @@
 """
 
 import hashlib
+import importlib.util
 import os
 import pickle
 
 import numpy as np
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+
+
+def _sklearn_digits():
+    """The file sklearn.datasets.load_digits reads, read the same way, without importing scikit-learn
+    (about a second, paid by both the student process and the judge of every a1 grading).
+    Returns pixels (1797, 64) float64 in 0..16 and labels (1797,) int64."""
+    package = importlib.util.find_spec("sklearn").submodule_search_locations[0]
+    table = np.loadtxt(os.path.join(package, "datasets", "data", "digits.csv.gz"), delimiter=",")
+    return table[:, :-1], table[:, -1].astype(np.int64)
 
 
 def load_digits(seed=0, val_fraction=0.2, test_fraction=0.2):
@@ -21,11 +31,9 @@ def load_digits(seed=0, val_fraction=0.2, test_fraction=0.2):
     (the same mean is subtracted from val and test, so no information leaks from them).
     Returns dict with X_train (N_train, 64) float64, y_train (N_train,) int64, and likewise _val, _test.
     """
-    from sklearn.datasets import load_digits as sklearn_digits
-
-    digits = sklearn_digits()
-    X = digits.data.astype(np.float64) / 16.0  # (1797, 64), pixels 0..16 -> [0, 1]
-    y = digits.target.astype(np.int64)  # (1797,)
+    pixels, labels = _sklearn_digits()
+    X = pixels / 16.0  # (1797, 64), pixels 0..16 -> [0, 1]
+    y = labels  # (1797,)
 
     order = np.random.default_rng(seed).permutation(len(X))
     n_test = int(round(test_fraction * len(X)))

@@ -152,6 +152,19 @@ def test_load_digits_is_deterministic_per_seed():
     assert not np.array_equal(a["y_train"], c["y_train"])
 
 
+def test_load_digits_reads_sklearns_digits_without_importing_sklearn():
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    pixels, labels = cu.data._sklearn_digits()
+    np.testing.assert_array_equal(pixels, load_digits().data)
+    np.testing.assert_array_equal(labels, load_digits().target)
+    fresh = "import sys, course_utils; course_utils.load_digits(); print('sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", fresh], capture_output=True, text=True).stdout.strip() == "False"
+
+
 def _write_fake_cifar(root, sizes, test_size):
     rng = np.random.default_rng(0)
     batches = {f"data_batch_{i + 1}": n for i, n in enumerate(sizes)}
