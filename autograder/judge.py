@@ -72,6 +72,16 @@ def assigned_names(code: str) -> frozenset[str]:
     return frozenset(names)
 
 
+@functools.lru_cache(maxsize=4096)
+def parameter_names(code: str) -> frozenset[str]:
+    """Names of function and lambda parameters: local to their function, never a need from outside."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return frozenset()
+    return frozenset(node.arg for node in ast.walk(tree) if isinstance(node, ast.arg))
+
+
 def _capped(text: str) -> str:
     return text if len(text) <= OUTPUT_LIMIT else text[:OUTPUT_LIMIT] + "\n... [output truncated]\n"
 
@@ -94,13 +104,29 @@ class JudgeCache:
     """Per-worker warm state: what read-only cells define, computed once per assignment.
 
     A read-only cell is cached only when it uses nothing but what earlier read-only cells defined (so
-    its result cannot depend on a student). The random number generators' states after the cell are
-    cached too, so that tests draw the same numbers warm or cold. Tests must not mutate these shared
-    objects in place (they are the same objects for every submission a worker grades).
+    its result cannot depend on a student). The key is the chain of read-only cells so far plus the
+    random number generators' states on entry; their states after the cell are cached too, so tests
+    draw the same numbers warm or cold. Tests must not mutate these shared objects in place (they are
+    the same objects for every submission a worker grades).
     """
 
     def __init__(self):
         self.cells: dict[str, tuple[dict, tuple]] = {}
+
+    def warm(self, notebooks: dict) -> None:
+        """Run each notebook's cacheable read-only cells now, before the first submission arrives."""
+        for notebook in notebooks.values():
+            judge = Judge(None, self)
+            for cell in notebook.cells:
+                if cell.cell_type != "code" or cells.role(cell) != "readonly":
+                    continue
+                if not judge.can_cache(cell.source):
+                    judge.readonly_key.update(cell.source.encode() + b"\0")  # keep the chain of keys aligned
+                    continue
+                try:
+                    judge.run_readonly(cell.source, cells.grade_id(cell) or "")
+                except CourseCodeError:
+                    break  # grading reports it, with the submission that meets it
 
 
 def _rng_states() -> tuple:
@@ -108,6 +134,23 @@ def _rng_states() -> tuple:
     import torch
 
     return random.getstate(), numpy.random.get_state(), torch.get_rng_state()
+
+
+def _rng_fingerprint() -> bytes:
+    python_state, (_, keys, position, *_), torch_state = _rng_states()
+    return hashlib.sha256(
+        repr(python_state).encode() + keys.tobytes() + str(position).encode() + torch_state.numpy().tobytes()
+    ).digest()
+
+
+def _seed_rngs() -> None:
+    """Every submission's tests start from the same global random state: a re-grade draws the same numbers."""
+    import numpy
+    import torch
+
+    random.seed(0)
+    numpy.random.seed(0)
+    torch.manual_seed(0)
 
 
 def _set_rng_states(states: tuple) -> None:
@@ -120,7 +163,7 @@ def _set_rng_states(states: tuple) -> None:
 
 
 class Judge:
-    def __init__(self, process: StudentProcess, cache: JudgeCache | None = None):
+    def __init__(self, process: StudentProcess | None, cache: JudgeCache | None = None):
         self.process = process
         self.link = StudentLink(process)
         self.cache = cache
@@ -130,14 +173,19 @@ class Judge:
         self.bound_from_student: set[str] = set()
         self.trusted_code: list[str] = []
         self.readonly_key = hashlib.sha256()
+        _seed_rngs()
+
+    def can_cache(self, code: str) -> bool:
+        """A read-only cell that needs nothing but what earlier read-only cells defined."""
+        needs = referenced_names(code) - assigned_names(code) - parameter_names(code) - set(dir(builtins))
+        return self.cache is not None and needs <= self.readonly_defined
 
     def run_readonly(self, code: str, grade_id: str) -> None:
         """Run a read-only source cell judge-side, so what it defines is trusted."""
         self._unbind_student_names()
         self.readonly_key.update(code.encode() + b"\0")
-        key = self.readonly_key.hexdigest()
-        needs = referenced_names(code) - assigned_names(code) - set(dir(builtins))
-        cacheable = self.cache is not None and needs <= self.readonly_defined
+        cacheable = self.can_cache(code)
+        key = self.readonly_key.hexdigest() + _rng_fingerprint().hex() if cacheable else ""
         if cacheable and key in self.cache.cells:
             bindings, states = self.cache.cells[key]
             self.namespace.update(bindings)

@@ -119,13 +119,24 @@ class GradingSlot:
         judge.CourseCodeError when the course's own code is broken."""
         from autograder.grade import grade_submission
 
-        gpu = part == "gpu" or (part == "all" and cuda_device_count() > 0)
         if part == "gpu" and cuda_device_count() == 0:
             raise NoCuda(NO_CUDA)
-        limits = Limits(gpu=True, memory_bytes=GPU_MEMORY_BYTES) if gpu else Limits()
+        limits = self._limits(part)
         source, timeouts, cache = self._assignment(assignment)
         launcher = self._launcher(assignment, source, limits)
         return grade_submission(source, Path(folder), student, timeouts, limits, self.slot, launcher, cache, part)
+
+    @staticmethod
+    def _limits(part: str) -> Limits:
+        gpu = part == "gpu" or (part == "all" and cuda_device_count() > 0)
+        return Limits(gpu=True, memory_bytes=GPU_MEMORY_BYTES) if gpu else Limits()
+
+    def prepare(self, assignment: str, part: str = "all") -> None:
+        """Warm up before the first submission: the template starts importing numpy/torch in its sandbox
+        while the judge runs the read-only cells it can cache."""
+        source, _, cache = self._assignment(assignment)
+        self._launcher(assignment, source, self._limits(part))
+        cache.warm(source.notebooks)
 
     def close(self) -> None:
         if self.template is not None:
@@ -139,6 +150,7 @@ def worker_main(slot: int, course_root: str, assignment: str, connection) -> Non
     from autograder.judge import CourseCodeError
 
     grader = GradingSlot(slot, course_root)
+    grader.prepare(assignment)
     while True:
         task = connection.recv()
         if task is None:

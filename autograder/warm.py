@@ -60,7 +60,12 @@ class Template:
             start_new_session=True,
         )
         theirs.close()
-        self._answer(timeout=START_TIMEOUT_S)
+        self.ready = False  # the template imports numpy/torch while the worker warms its judge
+
+    def wait_ready(self) -> None:
+        if not self.ready:
+            self._answer(timeout=START_TIMEOUT_S)
+            self.ready = True
 
     def _answer(self, timeout: float = 30.0) -> dict:
         self.control.settimeout(timeout)
@@ -74,6 +79,7 @@ class Template:
         return json.loads(line)
 
     def ask(self, message: dict, fds: tuple[int, ...] = ()) -> dict:
+        self.wait_ready()
         data = json.dumps(message).encode() + b"\n"
         if fds:
             socket.send_fds(self.control, [data], list(fds))
