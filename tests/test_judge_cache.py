@@ -1,0 +1,69 @@
+"""The judge's warm state: read-only cells computed once per worker give the same values as a cold judge."""
+
+from __future__ import annotations
+
+import nbformat
+import numpy as np
+
+from autograder.judge import Judge, JudgeCache
+
+SETUP = "import numpy as np\n"
+HELPER = "def scaled(x, scale=2.0):\n    return np.asarray(x) * scale\n\nbase = scaled(np.arange(3))\n"
+RANDOM = "noise = np.random.rand(4)\n"
+TEST = "drawn = np.random.rand(2)\n"
+
+
+class NoStudent:
+    """A student process that defined nothing: enough for tests that use only trusted names."""
+
+    def names(self) -> dict:
+        return {}
+
+
+def readonly(code: str, grade_id: str):
+    cell = nbformat.v4.new_code_cell(code)
+    cell.metadata["nbgrader"] = {"grade_id": grade_id, "locked": True, "solution": False, "grade": False,
+                                 "schema_version": 3}  # fmt: skip
+    return cell
+
+
+def run(judge: Judge, with_test: bool) -> dict:
+    judge.run_readonly(SETUP, "setup")
+    judge.run_readonly(HELPER, "helper")
+    if with_test:  # a test between read-only cells that draws from the global generator
+        judge.run_test(TEST, "test_draw", 1.0, 10.0)
+    judge.run_readonly(RANDOM, "random")
+    return {name: judge.namespace[name] for name in ("base", "noise")}
+
+
+def test_cells_with_function_parameters_are_cached_at_warm_up():
+    notebook = nbformat.v4.new_notebook(cells=[readonly(SETUP, "setup"), readonly(HELPER, "helper")])
+    cache = JudgeCache()
+    cache.warm({"nb.ipynb": notebook})
+    assert len(cache.cells) == 2  # `x` and `scale` are parameters, not names the cell needs from outside
+    judge = Judge(NoStudent(), cache)
+    judge.run_readonly(SETUP, "setup")
+    judge.run_readonly(HELPER, "helper")
+    cached_base = next(bindings["base"] for bindings, _ in cache.cells.values() if "base" in bindings)
+    assert judge.namespace["base"] is cached_base
+
+
+def test_warm_and_cold_judges_draw_the_same_random_numbers():
+    for with_test in (False, True):
+        cold = run(Judge(NoStudent(), None), with_test)
+        cache = JudgeCache()
+        first = run(Judge(NoStudent(), cache), with_test)
+        second = run(Judge(NoStudent(), cache), with_test)
+        for values in (first, second):
+            np.testing.assert_array_equal(values["noise"], cold["noise"])
+            np.testing.assert_array_equal(values["base"], cold["base"])
+
+
+def test_each_submission_starts_from_the_same_global_random_state():
+    outputs = []
+    for earlier_draws in (7, 3):
+        np.random.rand(earlier_draws)  # whatever ran before in this worker
+        judge = Judge(NoStudent(), None)
+        judge.run_readonly(SETUP, "setup")
+        outputs.append(judge.run_test("print(np.random.rand())", "t", 1.0, 10.0).output)
+    assert outputs[0] == outputs[1] != ""
