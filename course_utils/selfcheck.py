@@ -270,7 +270,7 @@ def _asserts_something(node: ast.AST, checking_functions: set[str]) -> bool:
 
 def _is_notebook_code(filename: str) -> bool:
     """Code typed in a notebook cell (Jupyter's kernel files it under ipykernel_<pid>/), not a library's file."""
-    return "ipykernel_" in filename or filename.startswith("<")
+    return "ipykernel_" in filename or (filename.startswith("<") and not filename.startswith("<frozen"))
 
 
 def _explain(error: Exception, statement: ast.stmt, code: str, test_file: str) -> tuple[str, str]:
@@ -297,7 +297,8 @@ def _explain(error: Exception, statement: ast.stmt, code: str, test_file: str) -
 
 
 def _first_line(code: str, statement: ast.stmt) -> str:
-    text = (ast.get_source_segment(code, statement) or "").splitlines()[0]
+    lines = (ast.get_source_segment(code, statement) or "").splitlines()
+    text = lines[0] if lines else ""
     return text if len(text) <= MAX_CODE_CHARS else text[: MAX_CODE_CHARS - 3] + "..."
 
 
