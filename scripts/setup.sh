@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the course needs, once, and does nothing when it is already there:
 #   - Debian's bubblewrap (the student sandbox), when we are root and it is missing;
+#   - Debian's redis-server and postgresql (for the Celery backend and its tests), likewise;
 #   - a project virtualenv in .venv with the course package and its pinned dependencies
 #     (torch==2.13.0 CPU build: pip finds it on local disk, never a CUDA build).
 set -euo pipefail
@@ -12,6 +13,20 @@ if ! command -v bwrap >/dev/null 2>&1; then
         apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null
     else
         echo "setup: bubblewrap is missing and we are not root: grading will run with reduced isolation" >&2
+    fi
+fi
+
+# Debian's redis-server (the Celery backend's broker) and PostgreSQL (a gradebook server): the tests start
+# their own servers on loopback ports (tests/servers.py).
+missing=""
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing$missing (Celery broker, PostgreSQL gradebook)"
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    else
+        echo "setup:$missing missing and we are not root: the Celery and PostgreSQL tests will be skipped" >&2
     fi
 fi
 
