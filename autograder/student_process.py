@@ -183,6 +183,8 @@ class ColdStudentProcess(StudentProcess):
 
         request_read, self.request_fd = os.pipe()
         self.answer_fd, answer_write = os.pipe()
+        wire.widen_pipe(self.request_fd)
+        wire.widen_pipe(self.answer_fd)
         self.uid_claim = sandbox.UidClaim(preferred=slot)
         spec = sandbox.launch(staged, copy, request_read, answer_write, self.limits, self.uid_claim.uid, preload)
         self.isolation = spec.isolation

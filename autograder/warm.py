@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import sandbox
+from autograder import sandbox, wire
 from autograder.student_process import StudentGone, StudentProcess, describe_exit
 
 START_TIMEOUT_S = 120.0
@@ -119,6 +119,8 @@ class WarmStudentProcess(StudentProcess):
         self.started = time.monotonic()
         request_read, self.request_fd = os.pipe()
         self.answer_fd, answer_write = os.pipe()
+        wire.widen_pipe(self.request_fd)
+        wire.widen_pipe(self.answer_fd)
         limits = sandbox.rlimits(template.limits)
         try:
             reply = template.ask(

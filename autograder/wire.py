@@ -33,31 +33,55 @@ class WireError(Exception):
 # --- framing -------------------------------------------------------------------------------------------
 
 
-def _read_exact(fd: int, size: int) -> bytes:
-    chunks, remaining = [], size
-    while remaining:
-        chunk = os.read(fd, min(remaining, 1 << 20))
-        if not chunk:
+PIPE_BYTES = 1 << 20  # big arrays cross in 1 MiB pipe writes instead of 64 KiB ones
+
+
+def widen_pipe(fd: int) -> None:
+    """Give a pipe a 1 MiB buffer (Linux), so large arrays need fewer context switches."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):
+        pass  # not Linux, or over the system's pipe-max-size: the default size still works
+
+
+def _read_exact(fd: int, size: int) -> bytearray:
+    data = bytearray(size)
+    view, filled = memoryview(data), 0
+    while filled < size:
+        count = os.readv(fd, [view[filled:]])
+        if not count:
             raise EOFError("the other side closed the channel")
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+        filled += count
+    return data
 
 
-def write_frame(fd: int, header: dict, buffers: list[bytes]) -> None:
-    body = json.dumps(header, allow_nan=False).encode()
-    parts = [struct.pack("!QI", len(body), len(buffers)), body]
-    for buffer in buffers:
-        parts.append(struct.pack("!Q", len(buffer)))
-        parts.append(buffer)
-    data = b"".join(parts)
-    view = memoryview(data)
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data).cast("B")
     while view:
         written = os.write(fd, view)
         view = view[written:]
 
 
-def read_frame(fd: int) -> tuple[dict, list[bytes]]:
+def write_frame(fd: int, header: dict, buffers: list) -> None:
+    """Buffers (bytes, or memoryviews of contiguous arrays) are written as they are, without a copy."""
+    body = json.dumps(header, allow_nan=False).encode()
+    small = [struct.pack("!QI", len(body), len(buffers)), body]
+    for buffer in buffers:
+        size = memoryview(buffer).nbytes
+        small.append(struct.pack("!Q", size))
+        if size > 64 * 1024:
+            _write_all(fd, b"".join(small))
+            _write_all(fd, buffer)
+            small = []
+        else:
+            small.append(bytes(buffer))
+    if small:
+        _write_all(fd, b"".join(small))
+
+
+def read_frame(fd: int) -> tuple[dict, list[bytearray]]:
     size, count = struct.unpack("!QI", _read_exact(fd, 12))
     if size > MAX_HEADER_BYTES or count > MAX_ITEMS:
         raise WireError(f"frame too large ({size} bytes, {count} buffers)")
@@ -124,7 +148,7 @@ class Encoder:
             return self._tensor(value) or self.make_handle(value)
         return self.make_handle(value)
 
-    def _add_buffer(self, data: bytes) -> int:
+    def _add_buffer(self, data) -> int:
         self.buffers.append(data)
         return len(self.buffers) - 1
 
@@ -137,7 +161,7 @@ class Encoder:
             "k": "npscalar" if scalar else "ndarray",
             "dtype": data.dtype.str,
             "shape": list(data.shape),
-            "buf": self._add_buffer(np.ndarray.tobytes(data)),
+            "buf": self._add_buffer(_raw(data)),
         }
 
     def _tensor(self, tensor) -> dict | None:
@@ -155,9 +179,16 @@ class Encoder:
             "k": "tensor",
             "dtype": dtype,
             "shape": list(array.shape),
-            "buf": self._add_buffer(np.ndarray.tobytes(array, order="C")),
+            "buf": self._add_buffer(_raw(array)),
             "requires_grad": bool(tensor.requires_grad),
         }
+
+
+def _raw(array: np.ndarray) -> memoryview | bytes:
+    """The array's bytes in C order: a view when it is contiguous (no copy), else a copy."""
+    if array.flags.c_contiguous and array.size:
+        return memoryview(np.ndarray.view(array.reshape(-1), np.uint8))
+    return np.ndarray.tobytes(array, order="C")
 
 
 _TORCH_INT_TYPES = {"bool", "uint8", "int8", "int16", "int32", "int64"}
@@ -260,7 +291,8 @@ def _array(tree: dict, buffers: list[bytes], dtype: np.dtype) -> np.ndarray:
     data = buffers[index]
     if len(data) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
         raise WireError("buffer size does not match shape and dtype")
-    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+    array = np.frombuffer(data, dtype=dtype).reshape(shape)
+    return array if isinstance(data, bytearray) else array.copy()  # a frame's bytearray belongs to this array
 
 
 def _tensor(tree: dict, buffers: list[bytes]):
