@@ -100,3 +100,25 @@ def test_frames_roundtrip_and_truncation_is_detected():
     with pytest.raises(EOFError):
         wire.read_frame(read_fd)
     os.close(read_fd)
+
+
+def test_large_arrays_cross_a_pipe_intact_and_independent():
+    """Arrays bigger than a pipe's buffer go out as views and arrive as their own writable arrays."""
+    import threading
+
+    arrays = [np.arange(300_000, dtype=np.float64).reshape(600, 500), np.ones((700, 800))[:, ::3], np.zeros(0)]
+    read_fd, write_fd = os.pipe()
+    wire.widen_pipe(write_fd)
+    tree, buffers = wire.encode(arrays, lambda obj: pytest.fail("no handles expected"))
+    writer = threading.Thread(target=wire.write_frame, args=(write_fd, {"value": tree}, buffers))
+    writer.start()
+    header, received = wire.read_frame(read_fd)
+    writer.join()
+    os.close(read_fd)
+    os.close(write_fd)
+    back = wire.decode(header["value"], received, lambda t: None)
+    arrays[0][0, 0] = -1.0  # the sender's array changes after sending: the received copy does not
+    assert back[0][0, 0] == 0.0 and back[0].flags.writeable
+    for sent, got in zip(arrays[1:], back[1:], strict=True):
+        np.testing.assert_array_equal(got, sent)
+    np.testing.assert_array_equal(back[0].ravel()[1:], np.arange(1, 300_000))
