@@ -5,6 +5,10 @@ A GPU test waiting for a CUDA runner has no score yet (auto_score NULL, never 0)
 needs_manual_grade, so formgrader lists it among the grades still to come; nbgrader keeps comments
 for solution cells only, so the note "waiting for GPU runner: <test>" goes on the notebook's
 GPU-tagged solution cells, and the autograded notebook formgrader shows carries it in the test's output.
+
+On a database server (PostgreSQL: db_url = "postgresql+psycopg2://..."), several graders may write at
+once: nbgrader's "find, else insert" (a student, a submission, the schema of an empty database) would race,
+so each writer holds a PostgreSQL advisory lock while it creates or writes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,39 @@ from nbformat import NotebookNode
 from autograder import cells
 from autograder.course import Course, put_python_scripts_on_path
 from autograder.results import WAITING_FOR_GPU, SubmissionResult
+
+ADVISORY_LOCK = 0x6E62_6772  # "nbgr": the key every writer of one PostgreSQL gradebook locks
+
+
+class ServerLock:
+    """A PostgreSQL session advisory lock on its own connection; nothing to lock for SQLite (one file)."""
+
+    def __init__(self, db_url: str):
+        self.connection = None
+        if db_url.startswith("postgresql"):
+            from sqlalchemy import create_engine
+
+            self.engine = create_engine(db_url)
+            self.connection = self.engine.connect()
+
+    @contextlib.contextmanager
+    def held(self):
+        if self.connection is None:
+            yield
+            return
+        from sqlalchemy import text
+
+        self.connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK})
+        try:
+            yield
+        finally:
+            self.connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK})
+            self.connection.commit()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.engine.dispose()
 
 
 class GradebookWriter:
@@ -34,9 +71,17 @@ class GradebookWriter:
             ]
             for name, nb in notebooks.items()
         }
-        self.gradebook = Gradebook(course.db_url, course.course_id)
-        with self._quiet():
-            self._record_assignment(notebooks)
+        self.solution_cells = {  # (notebook id, grade id): nbgrader keeps comments for these cells only
+            (name.removesuffix(".ipynb"), cells.grade_id(c))
+            for name, nb in notebooks.items()
+            for c in nb.cells
+            if cells.role(c) == "solution"
+        }
+        self.lock = ServerLock(course.db_url)
+        with self.lock.held():
+            self.gradebook = Gradebook(course.db_url, course.course_id)
+            with self._quiet():
+                self._record_assignment(notebooks)
 
     @staticmethod
     @contextlib.contextmanager
@@ -75,7 +120,7 @@ class GradebookWriter:
         from nbgrader.api import MissingEntry
 
         gradebook = self.gradebook
-        with self._quiet():
+        with self.lock.held(), self._quiet():
             gradebook.update_or_create_student(result.student)
             gradebook.update_or_create_submission(result.assignment, result.student)
             for cell in result.cells:
@@ -83,11 +128,13 @@ class GradebookWriter:
                 grade = gradebook.find_grade(cell.grade_id, notebook_id, result.assignment, result.student)
                 grade.auto_score = cell.score
                 grade.needs_manual_grade = cell.manual or cell.pending or grade.manual_score is not None
+                if (notebook_id, cell.grade_id) not in self.solution_cells:
+                    continue  # a test cell: no comment row (looking for one costs a query and an exception)
                 try:
                     comment = gradebook.find_comment(cell.grade_id, notebook_id, result.assignment, result.student)
                     scored = cell.message and not cell.manual and not cell.pending
                     comment.auto_comment = cell.public_message if scored else None
-                except MissingEntry:  # nbgrader keeps comments for solution cells only
+                except MissingEntry:
                     pass
             for notebook_id, solution_ids in self.gpu_solutions.items():
                 waiting = [
@@ -103,6 +150,7 @@ class GradebookWriter:
 
     def close(self) -> None:
         self.gradebook.close()
+        self.lock.close()
 
     def __enter__(self) -> GradebookWriter:
         return self
