@@ -270,6 +270,29 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, cou
     )
 
 
+@cli.command("export-otter")
+@click.argument("assignment")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the zip.  [default: dist/<ASSIGNMENT>-otter.zip in the course]",
+)
+@course_option
+def export_otter_command(assignment: str, out: Path | None, course_root: Path) -> None:
+    """Write an otter-grader autograder zip (Gradescope, `otter run -a ZIP NOTEBOOK`) for ASSIGNMENT.
+
+    One OK-format test per source test cell, same points, all or nothing; hidden tests marked hidden.
+    Otter runs these tests inside the student's kernel, so a submission can change its own score
+    (patch np.allclose, the helpers, otter itself): only `course grade` is tamper-proof.
+    """
+    from autograder.otter_export import default_path, export_otter
+
+    course = Course.load(course_root)
+    path = export_otter(course, assignment, out or default_path(course, assignment))
+    click.echo(f"{assignment}: otter autograder in {path} (otter runs tests inside the student's kernel: tamperable)")
+
+
 def _graded_results(course: Course, assignment: str) -> list:
     from autograder.jobs import JobTable, table_path
 
