@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -123,32 +124,30 @@ class Worker:
 
 
 class PostgresServer:
-    """A throwaway PostgreSQL cluster: initdb in a temporary folder, owned by the `postgres` user when we
-    are root (initdb refuses root), listening on 127.0.0.1 only; one database."""
+    """A throwaway PostgreSQL cluster: initdb in a temporary folder of its own (outside pytest's, which
+    only root may enter), owned by the `postgres` user when we are root (initdb refuses root), listening
+    on 127.0.0.1 only; one database. stop() removes it."""
 
-    def __init__(self, folder: Path, database: str = "gradebook"):
+    def __init__(self, database: str = "gradebook"):
         self.bin = POSTGRES_BIN[-1]
-        self.folder = folder
-        self.data = folder / "data"
+        self.folder = Path(tempfile.mkdtemp(prefix="course-postgres-"))
+        self.data = self.folder / "data"
         self.port = free_port()
         self.database = database
         self.user = "postgres" if os.geteuid() == 0 else None
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *argv: str) -> None:
         command = [str(self.bin / argv[0]), *argv[1:]]
         if self.user:
             command = ["runuser", "-u", self.user, "--", *command]
-        subprocess.run(command, check=True, capture_output=True, cwd="/")
+        done = subprocess.run(command, capture_output=True, text=True, cwd="/")
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)}: exit {done.returncode}\n{done.stdout}{done.stderr}")
 
     def start(self) -> PostgresServer:
-        self.folder.mkdir(parents=True, exist_ok=True)
         if self.user:
             shutil.chown(self.folder, self.user)
-            os.chmod(self.folder, 0o700)
-            for parent in self.folder.parents:  # the postgres user must reach its folder
-                if parent != Path("/") and os.stat(parent).st_mode & 0o001 == 0:
-                    os.chmod(parent, os.stat(parent).st_mode | 0o001)
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
@@ -156,4 +155,7 @@ class PostgresServer:
         return self
 
     def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
