@@ -155,7 +155,16 @@ def grade_batch(
 
     timeouts = Timeouts.from_course(course)
     job_timeout = timeouts.notebook_s * len(source.notebooks) + 120
-    with GradebookWriter(course, assignment, source.notebooks) as gradebook:
+    executor = _executor(course, assignment, backend, workers, job_timeout, table, broker_url) if jobs else None
+    if isinstance(executor, LocalPool):
+        executor.start(len(jobs))  # the workers warm up while nbgrader opens the gradebook (its alembic check)
+    try:
+        writer = GradebookWriter(course, assignment, source.notebooks)
+    except BaseException:
+        if isinstance(executor, LocalPool):
+            executor.close()
+        raise
+    with writer as gradebook:
         for result in table.results(assignment):  # re-sync: a killed run may have stopped between writes
             gradebook.write(result)
         bar = tqdm(total=len(jobs), unit="part" if any(j.part != "all" for j in jobs) else "submission",
@@ -192,10 +201,8 @@ def grade_batch(
                 csv_written = time.monotonic()
 
         try:
-            if jobs:
-                _executor(course, assignment, backend, workers, job_timeout, table, broker_url).run(
-                    jobs, on_start, on_result
-                )
+            if executor is not None:
+                executor.run(jobs, on_start, on_result)
         except BaseException:
             table.release_running(assignment)
             raise

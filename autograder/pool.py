@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -189,6 +190,18 @@ class LocalPool:
         heavy = AssignmentSource.load(course, assignment).heavy_imports()
         self.context.set_forkserver_preload(["autograder.grade", "autograder.warm", "autograder.judge", *heavy])
         self.workers: dict[int, Worker] = {}
+        self.starting: threading.Thread | None = None
+
+    def start(self, jobs: int) -> None:
+        """Start the workers in the background: they warm up (imports, template, judge) while the
+        coordinator opens the gradebook. `run` waits for them."""
+        self.starting = threading.Thread(target=self._start_all, args=(jobs,), daemon=True)
+        self.starting.start()
+
+    def _start_all(self, jobs: int) -> None:
+        for slot in range(min(self.size, jobs)):
+            if slot not in self.workers:
+                self._start(slot)
 
     def _start(self, slot: int) -> Worker:
         ours, theirs = self.context.Pipe()
@@ -206,8 +219,9 @@ class LocalPool:
         where kind is "done", "grader_error", "course_error", "refused" (a GPU part, no CUDA here) or
         "worker_died"."""
         queue = deque(jobs)
-        for slot in range(min(self.size, len(jobs))):
-            self._start(slot)
+        if self.starting is not None:
+            self.starting.join()
+        self._start_all(len(jobs))
         try:
             while queue or any(w.job for w in self.workers.values()):
                 for worker in self.workers.values():
