@@ -230,8 +230,15 @@ def worker_command(queue: str, concurrency: int, broker: str) -> None:
     show_default=True,
     help="Where to write Gradescope's results.json.",
 )
+@click.option(
+    "--part",
+    type=click.Choice(["all", "cpu", "gpu"]),
+    default="all",
+    show_default=True,
+    help="cpu: GPU-tagged tests stay pending (a CPU runner); gpu: only those, on a CUDA runner.",
+)
 @course_option
-def grade_one_command(submission: Path, assignment: str, results_path: Path, course_root: Path) -> None:
+def grade_one_command(submission: Path, assignment: str, results_path: Path, part: str, course_root: Path) -> None:
     """Grade one submission (a notebook or a folder) for CI, the same way `course grade` does.
 
     Writes Gradescope's results.json. Exits 0 when the submission was graded, whatever its score (a
@@ -242,10 +249,16 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, cou
     import tempfile
 
     from autograder.grade import AssignmentSource, Timeouts, grade_submission
+    from autograder.pool import GPU_MEMORY_BYTES, cuda_device_count
     from autograder.reports import results_json
+    from autograder.sandbox import Limits
 
     course = Course.load(course_root)
     source = AssignmentSource.load(course, assignment)
+    cuda = cuda_device_count() if part != "cpu" else 0
+    if part == "gpu" and cuda == 0:
+        raise CourseError("--part gpu needs a CUDA GPU, and torch sees none on this machine")
+    limits = Limits(gpu=True, memory_bytes=GPU_MEMORY_BYTES) if cuda else Limits()
     try:
         preload = _import_in_background(source.heavy_imports())
         with tempfile.TemporaryDirectory(prefix="grade-one-") as tmp:
@@ -255,7 +268,7 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, cou
                 folder.mkdir()
                 name = submission.name if submission.name in source.notebooks else next(iter(source.notebooks))
                 shutil.copy(submission, folder / name)
-            result = grade_submission(source, folder, "ci", Timeouts.from_course(course))
+            result = grade_submission(source, folder, "ci", Timeouts.from_course(course), limits, part=part)
         preload.join()
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results_json(result), indent=1) + "\n")
@@ -291,6 +304,35 @@ def export_otter_command(assignment: str, out: Path | None, course_root: Path) -
     course = Course.load(course_root)
     path = export_otter(course, assignment, out or default_path(course, assignment))
     click.echo(f"{assignment}: otter autograder in {path} (otter runs tests inside the student's kernel: tamperable)")
+
+
+@cli.command("ci-template")
+@click.option("--assignment", required=True, help="The assignment the student's repository holds.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=".github/workflows/grade.yml",
+    show_default=True,
+    help="Where to write the workflow.",
+)
+@click.option(
+    "--gpu/--no-gpu",
+    "gpu_job",
+    default=None,
+    help="Add the [self-hosted, gpu] job.  [default: when the assignment has GPU-tagged tests]",
+)
+@course_option
+def ci_template_command(assignment: str, out: Path, gpu_job: bool | None, course_root: Path) -> None:
+    """Write a GitHub Actions workflow for a student's repository that grades it with `course grade-one`.
+
+    A CPU job on ubuntu-24.04 (and a [self-hosted, gpu] job for GPU-tagged tests) fetches the course,
+    hidden tests included, from the private repository named by the COURSE_REPOSITORY variable with the
+    COURSE_TOKEN secret, never from the student's repository, and uploads results.json.
+    """
+    from autograder.ci_template import write_workflow
+
+    path = write_workflow(Course.load(course_root), assignment, out, gpu_job)
+    click.echo(f"{assignment}: workflow in {path}; set COURSE_REPOSITORY (variable) and COURSE_TOKEN (secret)")
 
 
 def _graded_results(course: Course, assignment: str) -> list:

@@ -121,3 +121,11 @@ def test_a_crash_inside_the_grader_exits_2_without_results(tmp_path, monkeypatch
     assert done.exit_code == 2
     assert "the grader failed: RuntimeError: bubblewrap exploded" in done.output
     assert not results.exists()
+
+
+def test_gpu_part_without_cuda_is_a_grader_failure(tmp_path):
+    """The [self-hosted, gpu] CI job on a runner without CUDA: the runner is wrong, not the submission."""
+    code, data, output = grade_one(SOLUTION, tmp_path, "--part", "gpu")
+    if "torch sees none" not in output:
+        pytest.skip("this machine has a CUDA GPU")
+    assert code == 2 and data is None
