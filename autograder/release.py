@@ -96,6 +96,7 @@ def _selfcheck_cell(cell_type: str, text: str, cell_id: str) -> NotebookNode:
 
 def add_selfcheck_cells(nb: NotebookNode, name: str) -> NotebookNode:
     """After each autograded test cell, a cell that shows its public checks; at the end, the whole notebook's.
+Test and solution cells are tagged `raises-exception`, so that Run All reaches every self-check.
 
     The cells call course_utils.selfcheck, which reads the tests from the notebook file named `name`.
     """
@@ -103,6 +104,12 @@ def add_selfcheck_cells(nb: NotebookNode, name: str) -> NotebookNode:
     added = []
     for cell in nb.cells:
         added.append(cell)
+        if cell.cell_type == "code" and cells.role(cell) in ("test", "solution"):
+            # JupyterLab's Run All goes on past these cells when they raise (an unwritten function does),
+            # so every self-check below still runs and shows what fails
+            tags = cell.metadata.setdefault("tags", [])
+            if "raises-exception" not in tags:
+                tags.append("raises-exception")
         if cell.cell_type == "code" and cells.role(cell) == "test":
             code = f"from course_utils.selfcheck import check\ncheck({quoted}, {json.dumps(cells.grade_id(cell))})"
             added.append(_selfcheck_cell("code", code, f"{cell.get('id') or cells.grade_id(cell)}-check"))

@@ -347,12 +347,6 @@ def assert_kernel_is_the_venv_python(lab: JupyterLab) -> None:
         assert k.cmdline()[0] == sys.executable, f"kernel runs {k.cmdline()[0]}, not the venv's {sys.executable}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Run All stops at the first cell that raises (a test cell calling an unwritten function), so the "
-    "self-check cells after it never run: the release must tag its test and solution cells `raises-exception` "
-    "(JupyterLab then sends them with stop_on_error=false). Remove this mark when it does.",
-)
 def test_blank_release_shows_failing_selfchecks(lab, page):
     with evidence(page, lab, "blank"):
         open_notebook(page, lab, f"{ASSIGNMENT}/{NOTEBOOK}", "blank")
