@@ -201,6 +201,57 @@ def test_a_worker_killed_mid_job_has_its_job_redelivered_and_graded_once(slow_ps
     assert worker.succeeded() == 5  # and each finished exactly once
 
 
+def test_a_whole_worker_killed_mid_job_has_its_job_redelivered_to_another(fixture_course, broker, workers,
+                                                                          redis_server, tmp_path):  # fmt: skip
+    # kill -9 of the worker's main process too (a machine that died): nobody rejects the job; a worker
+    # hands it out again once it has been unacknowledged for the visibility timeout (kombu looks when a
+    # worker starts, then every 100 s): here a short one, and the next worker starts after it.
+    course = _slow_ps1(fixture_course)
+    first = workers("cpu")
+    process = coordinator(course, "ps1", broker)
+    try:
+        wait_until(lambda: len(redis_server.client().keys("course:attempts:*")) >= 1, 120, "a task in progress")
+        time.sleep(0.5)
+        first.kill()
+        time.sleep(4)
+        second = workers("cpu", concurrency=2, COURSE_VISIBILITY_TIMEOUT="3")
+        finish(process, timeout=200)
+    finally:
+        process.kill()
+    assert {row[2] for row in rows(course)} == {"done"} and len(rows(course)) == 5
+    assert sorted(row[3] for row in rows(course)) == [1, 1, 1, 1, 2]
+    assert gradebook_students(course, "ps1") == [f"s{n}" for n in range(5)]
+    assert first.succeeded() + second.succeeded() == 5
+
+
+def test_flower_shows_the_workers(broker, workers, tmp_path):
+    import urllib.request
+
+    from tests.servers import free_port
+
+    workers("cpu")
+    port = free_port()
+    flower = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "celery"), "-A", "autograder.celery_app", "flower",
+         "--address=127.0.0.1", f"--port={port}"],
+        env={**os.environ, "COURSE_BROKER_URL": broker}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def page(path: str) -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+                return answer.read().decode()
+        except OSError:
+            return ""
+
+    try:
+        assert wait_until(lambda: page("/healthcheck"), 60, "Flower") == "OK"
+        wait_until(lambda: "cpu-" in page("/workers"), 60, "the worker on Flower's page")
+    finally:
+        flower.terminate()
+        flower.wait(timeout=20)
+
+
 def test_restarting_redis_mid_batch_does_not_stop_the_batch(slow_ps1, slow_ps1_local, broker, workers, redis_server):
     workers("cpu")
     process = coordinator(slow_ps1, "ps1", broker)
