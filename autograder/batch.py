@@ -165,8 +165,13 @@ def grade_batch(
             executor.close()
         raise
     with writer as gradebook:
-        for result in table.results(assignment):  # re-sync: a killed run may have stopped between writes
-            gradebook.write(result)
+        # re-sync: a killed run may have stopped between the job table and the gradebook, and the gradebook
+        # may be a new file
+        stale, in_gradebook = table.unsynced(assignment), gradebook.students()
+        for result in table.results(assignment):
+            if result.student in stale or result.student not in in_gradebook:
+                gradebook.write(result)
+                table.mark_synced(assignment, result.student)
         bar = tqdm(total=len(jobs), unit="part" if any(j.part != "all" for j in jobs) else "submission",
                    desc=assignment, disable=not show_progress, leave=True)  # fmt: skip
         wanted = {student for student, _ in current}
@@ -195,6 +200,7 @@ def grade_batch(
             merged = table.result(assignment, job.student)
             write_results_json(course, merged)
             gradebook.write(merged)
+            table.mark_synced(assignment, job.student)
             bar.update(1)
             if backend == "celery" and time.monotonic() - csv_written > CSV_EVERY_S:
                 write_grades_csv(course, assignment, [r for r in table.results(assignment) if r.student in wanted])

@@ -116,6 +116,26 @@ class GradebookWriter:
                     locked=role in ("readonly", "test"), source=cell.source,
                 )  # fmt: skip
 
+    def students(self) -> set[str]:
+        """The students who have a submission of this assignment in the gradebook."""
+        return {submission.student_id for submission in self.gradebook.assignment_submissions(self.assignment)}
+
+    def _grades(self, assignment: str, student: str) -> dict:
+        """Every grade row of one submission, by (notebook id, grade id): one query instead of one per cell."""
+        from nbgrader.api import Assignment, Grade, GradeCell, Notebook, Student, SubmittedAssignment, SubmittedNotebook
+
+        rows = (
+            self.gradebook.db.query(Grade, Notebook.name, GradeCell.name)
+            .join(GradeCell, GradeCell.id == Grade.cell_id)
+            .join(SubmittedNotebook, SubmittedNotebook.id == Grade.notebook_id)
+            .join(Notebook, Notebook.id == SubmittedNotebook.notebook_id)
+            .join(SubmittedAssignment, SubmittedAssignment.id == SubmittedNotebook.assignment_id)
+            .join(Assignment, Assignment.id == SubmittedAssignment.assignment_id)
+            .join(Student, Student.id == SubmittedAssignment.student_id)
+            .filter(Assignment.name == assignment, Student.id == student)
+        )
+        return {(notebook, cell): grade for grade, notebook, cell in rows}
+
     def write(self, result: SubmissionResult) -> None:
         from nbgrader.api import MissingEntry
 
@@ -123,9 +143,12 @@ class GradebookWriter:
         with self.lock.held(), self._quiet():
             gradebook.update_or_create_student(result.student)
             gradebook.update_or_create_submission(result.assignment, result.student)
+            grades = self._grades(result.assignment, result.student)
             for cell in result.cells:
                 notebook_id = cell.notebook.removesuffix(".ipynb")
-                grade = gradebook.find_grade(cell.grade_id, notebook_id, result.assignment, result.student)
+                grade = grades.get((notebook_id, cell.grade_id)) or gradebook.find_grade(
+                    cell.grade_id, notebook_id, result.assignment, result.student
+                )  # (find_grade raises nbgrader's own MissingEntry for a cell the gradebook does not know)
                 grade.auto_score = cell.score
                 grade.needs_manual_grade = cell.manual or cell.pending or grade.manual_score is not None
                 if (notebook_id, cell.grade_id) not in self.solution_cells:

@@ -39,6 +39,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     PRIMARY KEY (assignment, student, part)
 )
 """
+# Which job rows the gradebook has seen: a new run re-writes into the gradebook only what changed since
+# (a run killed between the job table and the gradebook leaves exactly those rows behind).
+SYNCED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gradebook_synced (
+    assignment TEXT NOT NULL,
+    student    TEXT NOT NULL,
+    updated    REAL NOT NULL,                -- the student's latest jobs.updated written to the gradebook
+    PRIMARY KEY (assignment, student)
+)
+"""
 # A table written before parts existed: its rows become "all" parts.
 MIGRATE_V1 = """
 ALTER TABLE jobs RENAME TO jobs_v1;
@@ -98,6 +108,7 @@ class JobTable:
         if columns and "part" not in columns:
             self.db.executescript("BEGIN;" + MIGRATE_V1.format(schema=SCHEMA.strip()) + "COMMIT;")
         self.db.execute(SCHEMA)
+        self.db.execute(SYNCED_SCHEMA)
 
     def close(self) -> None:
         self.db.close()
@@ -145,6 +156,24 @@ class JobTable:
             "WHERE assignment = ? AND student = ? AND part = ?",
             (status, result_to_json(result), time.time(), assignment, student, part),
         )
+
+    def mark_synced(self, assignment: str, student: str) -> None:
+        """The gradebook now holds this student's latest result."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO gradebook_synced (assignment, student, updated) "
+            "SELECT assignment, student, MAX(updated) FROM jobs WHERE assignment = ? AND student = ?",
+            (assignment, student),
+        )
+
+    def unsynced(self, assignment: str) -> set[str]:
+        """Students whose job rows changed after the gradebook last got their result."""
+        rows = self.db.execute(
+            "SELECT j.student FROM jobs j LEFT JOIN gradebook_synced g "
+            "ON g.assignment = j.assignment AND g.student = j.student "
+            "WHERE j.assignment = ? GROUP BY j.student HAVING MAX(j.updated) > COALESCE(MAX(g.updated), 0)",
+            (assignment,),
+        )
+        return {student for (student,) in rows}
 
     def release_running(self, assignment: str) -> None:
         """After an interrupted batch: running local jobs go back to pending (they will run again). Parts

@@ -12,7 +12,7 @@ import pytest
 
 from autograder.batch import grade_batch
 from autograder.grade import AssignmentSource, grade_submission
-from autograder.jobs import table_path
+from autograder.jobs import JobTable, table_path
 from autograder.judge import JudgeCache
 from autograder.release import release
 from autograder.warm import Template, warm_available
@@ -96,6 +96,12 @@ def test_unchanged_submissions_are_not_graded_again(released):
     assert (first.graded, first.skipped) == (5, 0)
     again = grade_batch(released, "ps1", workers=2, show_progress=False)
     assert (again.graded, again.skipped) == (0, 5) and _scores(again) == _scores(first)
+    table = JobTable(table_path(released))
+    assert table.unsynced("ps1") == set()  # nothing to re-write into the gradebook on a run with nothing new
+    table.close()
+    (released.root / "gradebook.db").unlink()  # a lost gradebook is rebuilt from the job table
+    rebuilt = grade_batch(released, "ps1", workers=2, show_progress=False)
+    assert rebuilt.graded == 0 and len(_gradebook_submissions(released)) == 5
     submit(released, "ps1", "bob", {"squares": SQUARES_OK})  # bob resubmits
     changed = grade_batch(released, "ps1", workers=2, show_progress=False)
     assert (changed.graded, changed.skipped) == (1, 4)
