@@ -152,7 +152,7 @@ def test_cpu_scores_arrive_without_a_gpu_worker_and_gpu_tests_complete_when_it_s
 def _slow_ps1(course: Course) -> Course:
     """Five ps1 submissions that take a second or two each, with different scores."""
     release(course, "ps1", execute_solutions=True)
-    slow = "import time\ntime.sleep(1.5)\n" + SQUARES_OK
+    slow = "import time\ntime.sleep(1.0)\n" + SQUARES_OK
     answers = {"squares": slow, "mean": MEAN_OK, "normalise": NORMALISE_OK}
     wrong = {1: {"mean": "def mean(xs):\n    return 0"}, 3: {"normalise": "def normalise(v):\n    return v"}}
     for number in range(5):
