@@ -179,6 +179,13 @@ class CeleryExecutor:
         self.assignment = assignment
         self.in_flight = in_flight
         configure(url)
+        try:
+            _redis().ping()
+        except Exception as error:
+            from autograder.course import CourseError
+
+            raise CourseError(f"cannot reach Redis at {app.conf.broker_url} ({error}): start redis-server, "
+                              f"or pass --broker / COURSE_BROKER_URL") from None  # fmt: skip
 
     def _retry(self, action, what: str, patience_s: float = 300.0):
         from kombu.exceptions import OperationalError
