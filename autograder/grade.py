@@ -46,6 +46,9 @@ class Timeouts:
 
 
 PRELOADABLE = {"numpy", "torch", "sklearn", "scipy", "matplotlib", "gymnasium", "course_utils", "pandas"}
+# torch.optim's first step imports torch._dynamo (0.8 s): in every student process that trains, unless the
+# template has it already
+PRELOAD_ALONG = {"torch": ["torch._dynamo"]}
 
 
 def imported_modules(code: str) -> set[str]:
@@ -77,7 +80,10 @@ class AssignmentSource:
             for cell in notebook.cells:
                 if cell.cell_type == "code":
                     found |= imported_modules(cell.source)
-        return sorted(name for name in found if name.split(".")[0] in PRELOADABLE)
+        wanted = {name for name in found if name.split(".")[0] in PRELOADABLE}
+        for root in {name.split(".")[0] for name in wanted}:
+            wanted.update(PRELOAD_ALONG.get(root, []))
+        return sorted(wanted)
 
     @classmethod
     def load(cls, course: Course, assignment: str) -> AssignmentSource:

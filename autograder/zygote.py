@@ -67,6 +67,8 @@ def _become_student(job: str, uid: int, limits: dict, request_fd: int, answer_fd
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the template
         _copy_inbox(job)
         os.environ.update({"HOME": workdir, "TMPDIR": workdir})
+        if "tempfile" in sys.modules:  # the template's cached temp dir (/scratch) is not the student's to write
+            sys.modules["tempfile"].tempdir = None
         sys.path.insert(0, workdir)
         import student_runner
 

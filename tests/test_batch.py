@@ -70,6 +70,29 @@ def test_nothing_survives_from_one_submission_to_the_next_on_the_same_worker(rel
     assert result.score == 6  # normalise was left blank
 
 
+@pytest.mark.skipif(not warm_available(), reason="warm templates need root and bubblewrap")
+def test_a_forked_student_writes_temporary_files_in_its_own_scratch_folder(tmp_path):
+    """torch caches tempfile's folder while the template imports it; each student must get its own
+    (torch.optim's first step creates a cache folder there: it failed with PermissionError)."""
+    template = Template(slot=42, preload=["numpy", "torch"])
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    try:
+        with template.spawn(inputs) as student:
+            answer = student.run_cell(
+                "import os, tempfile\n"
+                "path = os.path.join(tempfile.gettempdir(), 'probe')\n"
+                "open(path, 'w').write('x')\n"
+                "print('TEMP', os.path.dirname(path))",
+                30,
+                "probe",
+            )
+    finally:
+        template.close()
+    assert answer.get("error") is None, answer["error"]
+    assert answer["stdout"].startswith("TEMP /scratch/job"), answer["stdout"]
+
+
 def _batch(course):
     submit(course, "ps1", "ada")
     submit(course, "ps1", "bob", {})
