@@ -118,12 +118,12 @@ def _write_notebooks(course: Course, table: JobTable, job: Job, result: Submissi
 
 
 def _executor(course: Course, assignment: str, backend: str, workers: int, job_timeout: float, table: JobTable,
-              broker_url: str | None):  # fmt: skip
+              broker_url: str | None, wait_for_gpu: bool):  # fmt: skip
     if backend == "local":
         return LocalPool(course, assignment, workers, job_timeout)
     from autograder.celery_app import CeleryExecutor  # Celery is needed only here
 
-    return CeleryExecutor(course, assignment, broker_url, table.in_flight(assignment))
+    return CeleryExecutor(course, assignment, broker_url, table.in_flight(assignment), wait_for_gpu)
 
 
 def grade_batch(
@@ -136,7 +136,11 @@ def grade_batch(
     backend: str = "local",
     gpu_tests: str = "here",
     broker_url: str | None = None,
+    wait_for_gpu: bool = True,
 ) -> BatchReport:
+    """Grade every (or each named) student's submission of `assignment`; see the module docstring.
+    wait_for_gpu=False (Celery): return once only GPU parts are left; they stay queued and the next run
+    collects them."""
     started = time.monotonic()
     source = AssignmentSource.load(course, assignment)
     digest_of_source = source_digest(source)
@@ -155,7 +159,9 @@ def grade_batch(
 
     timeouts = Timeouts.from_course(course)
     job_timeout = timeouts.notebook_s * len(source.notebooks) + 120
-    executor = _executor(course, assignment, backend, workers, job_timeout, table, broker_url) if jobs else None
+    executor = (
+        _executor(course, assignment, backend, workers, job_timeout, table, broker_url, wait_for_gpu) if jobs else None
+    )
     if isinstance(executor, LocalPool):
         executor.start(len(jobs))  # the workers warm up while nbgrader opens the gradebook (its alembic check)
     try:

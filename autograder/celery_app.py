@@ -174,10 +174,11 @@ class CeleryExecutor:
 
     POLL_S = 0.2
 
-    def __init__(self, course, assignment: str, url: str | None, in_flight: dict):
+    def __init__(self, course, assignment: str, url: str | None, in_flight: dict, wait_for_gpu: bool = True):
         self.course = course
         self.assignment = assignment
         self.in_flight = in_flight
+        self.wait_for_gpu = wait_for_gpu  # False: return once only GPU parts are left (still queued)
         configure(url)
         try:
             _redis().ping()
@@ -216,24 +217,29 @@ class CeleryExecutor:
                 task_id = self._send(job)  # sent first, then recorded: a crash in between re-sends
                 job.attempts = on_start(job, task_id)
             waiting[task_id] = job
-        while waiting:
-            for task_id, job in list(waiting.items()):
-                async_result = app.AsyncResult(task_id)
-                if not self._retry(async_result.ready, "collecting results"):
-                    continue
-                answer = self._retry(lambda r=async_result: r.get(propagate=False), "collecting results")
-                if isinstance(answer, dict):
-                    job.attempts = max(job.attempts, int(answer.get("attempts", 0)))
-                    kind, payload = decode(answer, self.assignment, job.student)
-                else:  # the task raised: a grader bug
-                    from autograder.results import SubmissionResult
-
-                    problem = f"grader error: {type(answer).__name__}: {answer}"
-                    kind, payload = "grader_error", SubmissionResult(job.student, self.assignment, problems=[problem])
-                on_result(job, kind, payload)
-                del waiting[task_id]
-                self._retry(async_result.forget, "cleaning up")
+        while waiting and (self.wait_for_gpu or any(job.part != "gpu" for job in waiting.values())):
+            self._collect(waiting, on_result)
             time.sleep(self.POLL_S)
+        self._collect(waiting, on_result)  # GPU parts that are ready already
+
+    def _collect(self, waiting: dict[str, Job], on_result) -> None:
+        """on_result for every task of `waiting` that has finished; those leave `waiting`."""
+        for task_id, job in list(waiting.items()):
+            async_result = app.AsyncResult(task_id)
+            if not self._retry(async_result.ready, "collecting results"):
+                continue
+            answer = self._retry(lambda r=async_result: r.get(propagate=False), "collecting results")
+            if isinstance(answer, dict):
+                job.attempts = max(job.attempts, int(answer.get("attempts", 0)))
+                kind, payload = decode(answer, self.assignment, job.student)
+            else:  # the task raised: a grader bug
+                from autograder.results import SubmissionResult
+
+                problem = f"grader error: {type(answer).__name__}: {answer}"
+                kind, payload = "grader_error", SubmissionResult(job.student, self.assignment, problems=[problem])
+            on_result(job, kind, payload)
+            del waiting[task_id]
+            self._retry(async_result.forget, "cleaning up")
 
 
 def run_worker(queue: str, concurrency: int, url: str | None = None, loglevel: str = "INFO") -> None:
@@ -243,5 +249,5 @@ def run_worker(queue: str, concurrency: int, url: str | None = None, loglevel: s
     configure(url)
     app.worker_main(
         ["worker", "-Q", queue, "-c", str(concurrency), "-P", "prefork", "-n", f"{queue}-{os.getpid()}@%h",
-         f"--loglevel={loglevel}", "-E"]
+         f"--loglevel={loglevel}", "-E", "--without-mingle", "--without-gossip"]
     )  # fmt: skip

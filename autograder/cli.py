@@ -116,6 +116,11 @@ def validate_command(assignments: tuple[str, ...], all_: bool, with_nbgrader: bo
     help="Local backend: grade GPU-tagged tests here (CPU smoke budgets without CUDA), or leave them "
     "'waiting for GPU runner' for a Celery gpu worker.",
 )
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Celery backend: return once the CPU parts are graded; GPU parts stay queued (run again to collect).",
+)
 @course_option
 def grade_command(
     assignment: str,
@@ -125,6 +130,7 @@ def grade_command(
     backend: str,
     broker: str,
     gpu_tests: str,
+    no_wait: bool,
     course_root: Path,
 ) -> None:
     """Grade submitted/<student>/<ASSIGNMENT>/ for every student, tamper-proof, in parallel.
@@ -145,7 +151,7 @@ def grade_command(
     try:
         report = grade_batch(
             course, assignment, workers, force, list(students) or None,
-            backend=backend, gpu_tests=gpu_tests, broker_url=broker,
+            backend=backend, gpu_tests=gpu_tests, broker_url=broker, wait_for_gpu=not no_wait,
         )  # fmt: skip
     except KeyboardInterrupt:
         click.echo("interrupted: finished submissions are recorded; run the same command again to grade the rest")

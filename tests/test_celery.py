@@ -57,9 +57,9 @@ def workers(broker, tmp_path):
         worker.stop()
 
 
-def coordinator(course: Course, assignment: str, broker: str) -> subprocess.Popen:
+def coordinator(course: Course, assignment: str, broker: str, *extra: str) -> subprocess.Popen:
     argv = [sys.executable, "-m", "autograder.cli", "grade", assignment, "--course", str(course.root),
-            "--backend", "celery", "--broker", broker]  # fmt: skip
+            "--backend", "celery", "--broker", broker, *extra]  # fmt: skip
     env = {**os.environ, "COURSE_VISIBILITY_TIMEOUT": VISIBILITY_S}
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # fmt: skip
@@ -125,23 +125,27 @@ def ps2(fixture_course):
 
 def test_cpu_scores_arrive_without_a_gpu_worker_and_gpu_tests_complete_when_it_starts(ps2, broker, workers, tmp_path):
     workers("cpu")
-    process = coordinator(ps2, "ps2", broker)
+    # --no-wait: back as soon as the CPU parts are graded; the GPU parts stay queued
+    output = finish(coordinator(ps2, "ps2", broker, "--no-wait"))
+    assert "3 GPU test(s) in 3 submission(s) waiting for GPU runner" in output
+    assert [row[2] for row in rows(ps2, "cpu")] == ["done"] * 3
+    assert [row[2] for row in rows(ps2, "gpu")] == ["queued"] * 3
+    ada = (ps2.reports_dir / "ps2" / "results" / "ada.json").read_text()
+    assert '"output": "waiting for GPU runner"' in ada and '"score": 2.0' in ada
+    assert "ada,2,5,2,waiting for GPU runner," in (ps2.reports_dir / "ps2" / "grades.csv").read_text()
+
+    process = coordinator(ps2, "ps2", broker)  # waits for the GPU parts it finds queued
     try:
-        wait_until(lambda: done_count(ps2, "cpu") == 3, 120, "the CPU parts")
-        results = ps2.reports_dir / "ps2" / "results"
-        wait_until(lambda: len(list(results.glob("*.json"))) == 3, 30, "results.json of every student")
-        time.sleep(2)  # the GPU tests wait: nothing takes them
+        time.sleep(3)  # the GPU tests wait: nothing takes them
         assert process.poll() is None
         assert [row[2] for row in rows(ps2, "gpu")] == ["queued"] * 3
-        ada = (results / "ada.json").read_text()
-        assert '"output": "waiting for GPU runner"' in ada and '"score": 2.0' in ada
-
         workers("gpu", COURSE_FAKE_CUDA="1")  # a CUDA runner joins
         output = finish(process)
     finally:
         process.kill()
     assert "waiting for GPU runner" not in output
     assert {row[2] for row in rows(ps2)} == {"done"} and len(rows(ps2)) == 6
+    assert all(row[3] == 1 for row in rows(ps2))  # each part sent once
     graded = celery_scores(ps2, "ps2")
     assert {student: total for student, (total, _, _) in graded.items()} == {"ada": 5, "bob": 3, "cy": 2}
     assert graded == local_scores(ps2, "ps2", tmp_path)
