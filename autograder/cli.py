@@ -183,13 +183,9 @@ def _print_batch(course: Course, assignment: str, report, workers: int) -> None:
 def _import_in_background(modules: list[str]):
     """Import the notebooks' heavy modules (torch...) for the judge while the sandbox starts and runs the
     student's first cells, so that the two costs overlap instead of adding up (grade-one's cold time).
-    With torch comes torch._dynamo, which torch.optim's first step imports (about 0.8 s, in the tests
-    that check an update rule against torch.optim)."""
+    `modules` comes from AssignmentSource.heavy_imports (torch brings torch._dynamo along)."""
     import importlib
     import threading
-
-    if any(name.split(".")[0] == "torch" for name in modules):
-        modules = [*modules, "torch._dynamo"]
 
     def run() -> None:
         for name in modules:
