@@ -175,7 +175,7 @@ def slow_ps1_local(tmp_path_factory):
     root = tmp_path_factory.mktemp("slow-local") / "course"
     shutil.copytree(FIXTURE_COURSE, root)
     course = _slow_ps1(Course.load(root))
-    return scores(grade_batch(course, "ps1", workers=1, show_progress=False).results)
+    return scores(grade_batch(course, "ps1", workers=2, show_progress=False).results)
 
 
 def check_graded_once(course, local):
@@ -257,7 +257,7 @@ def test_flower_shows_the_workers(broker, workers, tmp_path):
 
 
 def test_restarting_redis_mid_batch_does_not_stop_the_batch(slow_ps1, slow_ps1_local, broker, workers, redis_server):
-    workers("cpu")
+    workers("cpu", concurrency=2)
     process = coordinator(slow_ps1, "ps1", broker)
     try:
         wait_until(lambda: done_count(slow_ps1) >= 2, 120, "two results")
@@ -269,7 +269,7 @@ def test_restarting_redis_mid_batch_does_not_stop_the_batch(slow_ps1, slow_ps1_l
 
 
 def test_a_killed_coordinator_resumes_from_the_job_table(slow_ps1, slow_ps1_local, broker, workers):
-    worker = workers("cpu")
+    worker = workers("cpu", concurrency=2)
     first = coordinator(slow_ps1, "ps1", broker)
     wait_until(lambda: done_count(slow_ps1) >= 1, 120, "a first result")
     os.killpg(first.pid, signal.SIGKILL)
@@ -282,8 +282,9 @@ def test_a_killed_coordinator_resumes_from_the_job_table(slow_ps1, slow_ps1_loca
     assert worker.succeeded() == 5
 
 
-def test_a_submission_that_kills_its_worker_is_recorded_failed_after_three_attempts(fixture_course, broker, workers,
-                                                                                    tmp_path):  # fmt: skip
+def test_a_submission_that_kills_its_worker_is_recorded_failed_after_three_attempts(fixture_course, broker, workers):
+    # The same course and submissions as test_batch.py's test_a_worker_that_dies_is_replaced_and_the_submission_
+    # recorded, whose local run gives exactly these results (not graded again here: crashes are slow).
     path = fixture_course.source_dir / "ps1" / "ps1.ipynb"
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
@@ -299,5 +300,4 @@ def test_a_submission_that_kills_its_worker_is_recorded_failed_after_three_attem
     assert graded["good"][0] == 9 and graded["crasher"][0] == 0
     assert "gave up after 3 attempts" in graded["crasher"][2][0] and "crasher" in output
     assert {row[0]: row[3] for row in rows(fixture_course)}["crasher"] == 3
-    local = local_scores(fixture_course, "ps1", tmp_path)
-    assert {s: v[:2] for s, v in graded.items()} == {s: v[:2] for s, v in local.items()}
+    assert [score for _, score, _ in graded["crasher"][1]] == [0, 0, 0, None]  # tests 0, written answer waits
