@@ -1,0 +1,49 @@
+"""The job table: parts merged into one result, tasks in flight, and tables written before parts existed."""
+
+import json
+import sqlite3
+
+from autograder.jobs import JobTable, result_to_json
+from autograder.results import CellResult, SubmissionResult
+
+
+def _result(*cells: CellResult) -> SubmissionResult:
+    return SubmissionResult("ada", "ps2", cells=list(cells))
+
+
+def test_a_cpu_part_is_pending_until_its_gpu_part_is_merged_in(tmp_path):
+    table = JobTable(tmp_path / "jobs.db")
+    table.start("ps2", "ada", "h1", "cpu", task_id="t-cpu")
+    table.start("ps2", "ada", "h1", "gpu", task_id="t-gpu")
+    assert table.in_flight("ps2") == {("ada", "cpu"): ("h1", "t-cpu"), ("ada", "gpu"): ("h1", "t-gpu")}
+    table.release_running("ps2")  # a new coordinator keeps tasks in flight
+    assert len(table.in_flight("ps2")) == 2
+    assert table.result("ps2", "ada") is None
+
+    pending = CellResult("ps2.ipynb", "test_train", 3, None, "waiting for GPU runner", gpu=True, pending=True)
+    table.finish("ps2", "ada", _result(CellResult("ps2.ipynb", "test_double", 2, 2.0), pending), part="cpu")
+    waiting = table.result("ps2", "ada")
+    assert (waiting.score, waiting.waiting_for_gpu) == (2, [pending])
+    assert table.in_flight("ps2") == {("ada", "gpu"): ("h1", "t-gpu")}
+
+    table.finish("ps2", "ada", _result(CellResult("ps2.ipynb", "test_train", 3, 3.0, gpu=True)), part="gpu")
+    merged = table.result("ps2", "ada")
+    expected = [("test_double", 2, False), ("test_train", 3, False)]
+    assert [(c.grade_id, c.score, c.pending) for c in merged.cells] == expected
+    assert table.is_done("ps2", "ada", "h1", "cpu") and table.is_done("ps2", "ada", "h1", "gpu")
+    assert not table.is_done("ps2", "ada", "h2", "gpu")  # resubmitted: graded again
+
+
+def test_a_table_from_before_parts_keeps_its_rows_as_all_parts(tmp_path):
+    path = tmp_path / "jobs.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE jobs (assignment TEXT NOT NULL, student TEXT NOT NULL, content_hash TEXT NOT NULL, "
+            "status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, result TEXT, updated REAL NOT NULL, "
+            "PRIMARY KEY (assignment, student))"
+        )
+        old = _result(CellResult("ps2.ipynb", "test_double", 2, 2.0))
+        db.execute("INSERT INTO jobs VALUES ('ps2', 'ada', 'h1', 'done', 1, ?, 1.0)", (result_to_json(old),))
+    table = JobTable(path)
+    assert table.is_done("ps2", "ada", "h1") and table.row("ps2", "ada")[2] == 1
+    assert json.loads(result_to_json(table.result("ps2", "ada"))) == json.loads(result_to_json(old))
