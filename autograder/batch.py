@@ -118,12 +118,15 @@ def _write_notebooks(course: Course, table: JobTable, job: Job, result: Submissi
 
 
 def _executor(course: Course, assignment: str, backend: str, workers: int, job_timeout: float, table: JobTable,
-              broker_url: str | None, wait_for_gpu: bool):  # fmt: skip
+              broker_url: str | None, wait_for_gpu: bool, force: bool):  # fmt: skip
     if backend == "local":
         return LocalPool(course, assignment, workers, job_timeout)
     from autograder.celery_app import CeleryExecutor  # Celery is needed only here
 
-    return CeleryExecutor(course, assignment, broker_url, table.in_flight(assignment), wait_for_gpu)
+    # Tasks an earlier coordinator sent are collected, not sent again; --force sends everything anew
+    # (the way out if Redis lost tasks, e.g. its data was deleted).
+    in_flight = {} if force else table.in_flight(assignment)
+    return CeleryExecutor(course, assignment, broker_url, in_flight, wait_for_gpu)
 
 
 def grade_batch(
@@ -160,7 +163,9 @@ def grade_batch(
     timeouts = Timeouts.from_course(course)
     job_timeout = timeouts.notebook_s * len(source.notebooks) + 120
     executor = (
-        _executor(course, assignment, backend, workers, job_timeout, table, broker_url, wait_for_gpu) if jobs else None
+        _executor(course, assignment, backend, workers, job_timeout, table, broker_url, wait_for_gpu, force)
+        if jobs
+        else None
     )
     if isinstance(executor, LocalPool):
         executor.start(len(jobs))  # the workers warm up while nbgrader opens the gradebook (its alembic check)
