@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 
 from nbformat import NotebookNode
-from nbgrader import utils as nbgrader_utils
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
@@ -27,12 +26,28 @@ def grade_id(cell: NotebookNode) -> str | None:
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
+# nbgrader.utils' is_solution / is_grade / is_locked, read the same way (tests/test_release.py checks that
+# both agree on every course cell): importing nbgrader costs half a second of a cold `course grade-one`.
+def _is_solution(cell: NotebookNode) -> bool:
+    return bool(cell.metadata.get("nbgrader", {}).get("solution", False))
+
+
+def _is_grade(cell: NotebookNode) -> bool:
+    return bool(cell.metadata.get("nbgrader", {}).get("grade", False))
+
+
+def _is_locked(cell: NotebookNode) -> bool:
+    if "nbgrader" not in cell.metadata or _is_solution(cell):
+        return False
+    return _is_grade(cell) or bool(cell.metadata["nbgrader"].get("locked", False))
+
+
 def role(cell: NotebookNode) -> str:
-    if nbgrader_utils.is_solution(cell):
+    if _is_solution(cell):
         return "solution"
-    if nbgrader_utils.is_grade(cell) and cell.cell_type == "code":
+    if _is_grade(cell) and cell.cell_type == "code":
         return "test"
-    if nbgrader_utils.is_locked(cell):
+    if _is_locked(cell):
         return "readonly"
     return "free"
 
@@ -42,7 +57,7 @@ def points(cell: NotebookNode) -> float:
 
 
 def is_graded(cell: NotebookNode) -> bool:
-    return bool(nbgrader_utils.is_grade(cell))
+    return _is_grade(cell)
 
 
 def is_gpu(cell: NotebookNode) -> bool:

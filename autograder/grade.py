@@ -73,21 +73,24 @@ class AssignmentSource:
     notebooks: dict[str, NotebookNode]
     data_dir: Path | None  # release/<a>/ (data files students get), copied into every sandbox
 
-    def heavy_imports(self) -> list[str]:
-        """Modules worth importing once in a warm template: the big ones the notebooks import."""
+    def heavy_imports(self, along: bool = True) -> list[str]:
+        """Modules worth importing once in a warm template: the big ones the notebooks import.
+
+        along: with those that their first use imports (PRELOAD_ALONG): worth it in a template that serves
+        many students; a single cold student imports them only if it needs them."""
         found = set()
         for notebook in self.notebooks.values():
             for cell in notebook.cells:
                 if cell.cell_type == "code":
                     found |= imported_modules(cell.source)
         wanted = {name for name in found if name.split(".")[0] in PRELOADABLE}
-        for root in {name.split(".")[0] for name in wanted}:
+        for root in {name.split(".")[0] for name in wanted} if along else ():
             wanted.update(PRELOAD_ALONG.get(root, []))
         return sorted(wanted)
 
     @classmethod
     def load(cls, course: Course, assignment: str) -> AssignmentSource:
-        notebooks = {p.name: read_source_notebook(p) for p in course.source_notebooks(assignment)}
+        notebooks = {p.name: read_source_notebook(p, check_metadata=False) for p in course.source_notebooks(assignment)}
         release = course.release_dir / assignment
         return cls(assignment, notebooks, release if release.is_dir() else None)
 
@@ -265,7 +268,7 @@ def grade_submission(
 ) -> SubmissionResult:
     """Grade one submission folder. `launcher` starts the student process (default: a cold sandbox);
     `part` chooses which tests are judged (see PARTS; manually graded cells belong to "all" and "cpu")."""
-    launcher = launcher or (lambda inputs: ColdStudentProcess(inputs, limits, slot, source.heavy_imports()))
+    launcher = launcher or (lambda inputs: ColdStudentProcess(inputs, limits, slot, source.heavy_imports(along=False)))
     started = time.monotonic()
     result = SubmissionResult(student, source.name)
     submission = intake.read_submission(folder, student, list(source.notebooks))

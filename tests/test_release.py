@@ -164,3 +164,20 @@ def test_solution_runs_clean_on_cpu_within_60_s(repo_course, assignment, tmp_pat
         started = time.perf_counter()
         execute_notebook(nb, workdir=tmp_path / assignment, timeout=60)
         assert time.perf_counter() - started < 60
+
+
+def test_cell_roles_agree_with_nbgrader(repo_course, fixture_course):
+    """cells.py reads nbgrader's metadata itself (no nbgrader import when grading): same verdicts as nbgrader."""
+    from nbgrader import utils as nbgrader_utils
+
+    from autograder import cells
+
+    paths = list(repo_course.source_dir.glob("*/*.ipynb")) + list(fixture_course.source_dir.glob("*/*.ipynb"))
+    seen = set()
+    for path in paths:
+        for cell in nbformat.read(path, as_version=4).cells:
+            assert cells.is_graded(cell) == bool(nbgrader_utils.is_grade(cell))
+            assert (cells.role(cell) == "solution") == bool(nbgrader_utils.is_solution(cell))
+            assert (cells.role(cell) in ("test", "readonly")) == bool(nbgrader_utils.is_locked(cell)), cell.source[:80]
+            seen.add(cells.role(cell))
+    assert seen == {"solution", "test", "readonly", "free"}
