@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nbformat
@@ -140,10 +141,12 @@ def grade_batch(
     gpu_tests: str = "here",
     broker_url: str | None = None,
     wait_for_gpu: bool = True,
+    stop_after_loss: Callable[[str], bool] | None = None,
 ) -> BatchReport:
     """Grade every (or each named) student's submission of `assignment`; see the module docstring.
     wait_for_gpu=False (Celery): return once only GPU parts are left; they stay queued and the next run
-    collects them."""
+    collects them. stop_after_loss(student): grade that student only up to the first lost point (local
+    backend; `course validate --quick` uses it for seeded bugs)."""
     started = time.monotonic()
     source = AssignmentSource.load(course, assignment)
     digest_of_source = source_digest(source)
@@ -157,7 +160,8 @@ def grade_batch(
     for student, folder in current:
         digest = content_hash(folder, digest_of_source)
         todo = [p for p in wanted_parts if force or not table.is_done(assignment, student, digest, p)]
-        jobs.extend(Job(student, folder, digest, part=part) for part in todo)
+        quick = stop_after_loss is not None and stop_after_loss(student)
+        jobs.extend(Job(student, folder, digest, part=part, stop_after_loss=quick) for part in todo)
         skipped += not todo
 
     timeouts = Timeouts.from_course(course)

@@ -63,8 +63,11 @@ def release_command(assignments: tuple[str, ...], all_: bool, no_execute: bool, 
 @click.argument("assignments", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Validate every assignment in source/.")
 @click.option("--with-nbgrader", is_flag=True, help="Also grade solution and release with nbgrader autograde.")
+@click.option("--quick", is_flag=True, help="Grade each seeded bug only up to its first lost point (faster).")
 @course_option
-def validate_command(assignments: tuple[str, ...], all_: bool, with_nbgrader: bool, course_root: Path) -> None:
+def validate_command(
+    assignments: tuple[str, ...], all_: bool, with_nbgrader: bool, quick: bool, course_root: Path
+) -> None:
     """Check that an assignment is gradable and its tests catch bugs.
 
     Grades (with `course grade`'s engine) the solution, which must earn every autograded point, the
@@ -76,7 +79,7 @@ def validate_command(assignments: tuple[str, ...], all_: bool, with_nbgrader: bo
     course = Course.load(course_root)
     failed = False
     for assignment in _assignments(course, assignments, all_):
-        report = validate(course, assignment, with_nbgrader=with_nbgrader)
+        report = validate(course, assignment, with_nbgrader=with_nbgrader, quick=quick)
         click.echo(report.table())
         failed = failed or not report.ok
     if failed:

@@ -169,9 +169,12 @@ def grade_notebook(
     result: SubmissionResult,
     cache: JudgeCache | None = None,
     part: str = "all",
+    stop_after_loss: bool = False,
 ) -> NotebookNode:
     """Run one notebook's plan; append its CellResults to `result`; return the autograded notebook.
-    `part` chooses which tests are judged (see PARTS)."""
+    `part` chooses which tests are judged (see PARTS). stop_after_loss: end the student process at the
+    first test that loses points, so later cells cost nothing (validation only needs to know a seeded
+    bug is caught)."""
     autograded = nbformat.v4.new_notebook(
         metadata={"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}
     )
@@ -244,6 +247,8 @@ def grade_notebook(
                 )
                 result.cells.append(cell_result)
                 cell.outputs = _verdict_output(cell_result)
+                if stop_after_loss and outcome.score < item.points and process.gone_reason is None:
+                    process.kill(f"stopped after {item.grade_id}, the first test that lost points")
     return autograded
 
 
@@ -265,6 +270,7 @@ def grade_submission(
     launcher: Launcher | None = None,
     cache: JudgeCache | None = None,
     part: str = "all",
+    stop_after_loss: bool = False,
 ) -> SubmissionResult:
     """Grade one submission folder. `launcher` starts the student process (default: a cold sandbox);
     `part` chooses which tests are judged (see PARTS; manually graded cells belong to "all" and "cpu")."""
@@ -282,7 +288,9 @@ def grade_submission(
                 result.problems.append(f"{name}: {problem}")
             plan = intake.build_plan(name, source_nb, submission.notebooks.get(name), problem)
             result.findings.extend(f"{name}: {finding}" for finding in plan.findings)
-            result.autograded[name] = grade_notebook(plan, inputs, timeouts, launcher, result, cache, part)
+            result.autograded[name] = grade_notebook(
+                plan, inputs, timeouts, launcher, result, cache, part, stop_after_loss
+            )
             if part != "gpu":
                 result.cells.extend(_manual_results(name, source_nb))
     result.seconds = time.monotonic() - started

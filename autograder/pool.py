@@ -41,6 +41,7 @@ class Job:
     digest: str
     attempts: int = 0
     part: str = "all"  # see grade.PARTS
+    stop_after_loss: bool = False  # validation: a seeded bug needs grading only up to its first lost point
 
 
 @functools.cache
@@ -115,7 +116,9 @@ class GradingSlot:
             self.template_key = key
         return self.template.spawn
 
-    def grade(self, assignment: str, student: str, folder: str, part: str = "all") -> SubmissionResult:
+    def grade(
+        self, assignment: str, student: str, folder: str, part: str = "all", stop_after_loss: bool = False
+    ) -> SubmissionResult:
         """Grade one part of one submission. Raises NoCuda for a GPU part on a machine without CUDA, and
         judge.CourseCodeError when the course's own code is broken."""
         from autograder.grade import grade_submission
@@ -125,7 +128,9 @@ class GradingSlot:
         limits = self._limits(part)
         source, timeouts, cache = self._assignment(assignment)
         launcher = self._launcher(assignment, source, limits)
-        return grade_submission(source, Path(folder), student, timeouts, limits, self.slot, launcher, cache, part)
+        return grade_submission(
+            source, Path(folder), student, timeouts, limits, self.slot, launcher, cache, part, stop_after_loss
+        )
 
     @staticmethod
     def _limits(part: str) -> Limits:
@@ -156,9 +161,9 @@ def worker_main(slot: int, course_root: str, assignment: str, connection) -> Non
         task = connection.recv()
         if task is None:
             break
-        student, folder, part = task
+        student, folder, part, stop_after_loss = task
         try:
-            connection.send(("done", grader.grade(assignment, student, folder, part)))
+            connection.send(("done", grader.grade(assignment, student, folder, part, stop_after_loss)))
         except CourseCodeError as error:
             connection.send(("course_error", str(error)))
         except NoCuda as error:
@@ -229,7 +234,9 @@ class LocalPool:
                         worker.job = queue.popleft()
                         worker.job.attempts = on_start(worker.job)
                         worker.started = time.monotonic()
-                        worker.connection.send((worker.job.student, str(worker.job.folder), worker.job.part))
+                        worker.connection.send(
+                            (worker.job.student, str(worker.job.folder), worker.job.part, worker.job.stop_after_loss)
+                        )
                 busy = [w for w in self.workers.values() if w.job is not None]
                 ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], timeout=1.0)
                 for worker in list(busy):

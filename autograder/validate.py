@@ -98,9 +98,12 @@ def mutate(source: AssignmentSource, mutant: Mutant) -> tuple[str, nbformat.Note
 
 
 def validate(
-    course: Course, assignment: str, with_nbgrader: bool = False, workers: int | None = None
+    course: Course, assignment: str, with_nbgrader: bool = False, workers: int | None = None, quick: bool = False
 ) -> ValidationReport:
-    """Grade the demo batch (solution, blank release, one submission per mutant) and check each verdict."""
+    """Grade the demo batch (solution, blank release, one submission per mutant) and check each verdict.
+
+    quick: grade each mutant only up to its first lost point (enough to know it is caught; the report
+    then names that one test instead of every test that catches it)."""
     from autograder.batch import grade_batch
     from autograder.demo import build_demo_course
 
@@ -110,8 +113,9 @@ def validate(
         raise CourseError(f"{course.release_dir / assignment}: missing; run `course release {assignment}` first")
     with tempfile.TemporaryDirectory(prefix="validate-") as tmp:
         demo = build_demo_course(course, assignment, Path(tmp) / "course", garbage=False)
+        mutants_only = (lambda student: student.startswith("mutant_")) if quick else None
         batch = grade_batch(demo, assignment, workers=workers or os.cpu_count() or 1, force=True,
-                            show_progress=False)  # fmt: skip
+                            show_progress=False, stop_after_loss=mutants_only)  # fmt: skip
     results = {result.student: result for result in batch.results}
 
     solved, blank = results["correct_00"], results["blank_00"]

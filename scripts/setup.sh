@@ -8,36 +8,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v bwrap >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ]; then
-        echo "setup: installing bubblewrap (student sandbox)"
-        apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null
-    else
-        echo "setup: bubblewrap is missing and we are not root: grading will run with reduced isolation" >&2
-    fi
-fi
-
-# Debian's Chromium for tests/test_browser.py (Playwright drives it; Playwright never downloads a browser).
-if [ ! -x /usr/bin/chromium ]; then
-    if [ "$(id -u)" = 0 ]; then
-        echo "setup: installing chromium (browser tests)"
-        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-    else
-        echo "setup: /usr/bin/chromium is missing and we are not root: the browser tests will fail" >&2
-    fi
-fi
-
-# Debian's redis-server (the Celery backend's broker) and PostgreSQL (a gradebook server): the tests start
-# their own servers on loopback ports (tests/servers.py).
+# Debian packages: bubblewrap (the student sandbox), chromium (tests/test_browser.py: Playwright drives it and
+# never downloads a browser), redis-server and postgresql (the Celery broker and a gradebook server: the
+# tests start their own on loopback ports, tests/servers.py). One apt-get run for whatever is missing.
 missing=""
+command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then
-        echo "setup: installing$missing (Celery broker, PostgreSQL gradebook)"
-        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+        echo "setup: installing$missing (Debian packages)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
     else
-        echo "setup:$missing missing and we are not root: the Celery and PostgreSQL tests will be skipped" >&2
+        echo "setup:$missing missing and we are not root: without bubblewrap grading runs with reduced" \
+             "isolation; the browser, Celery and PostgreSQL tests need the others" >&2
     fi
 fi
 

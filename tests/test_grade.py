@@ -208,3 +208,18 @@ def test_without_bubblewrap_grading_still_works_and_says_isolation_is_reduced(re
     assert "isolation: reduced: bubblewrap turned off" in done.stdout and "WARNING: isolation is reduced" in done.stdout
     results = json.loads((released.reports_dir / "ps1" / "results" / "good.json").read_text())
     assert results["score"] == 9 and "isolation reduced" in results["output"]
+
+
+def test_stop_after_loss_ends_the_student_process_at_the_first_lost_point(released):
+    """`course validate --quick`: a seeded bug is graded only up to the first test it fails."""
+    source = AssignmentSource.load(released, "ps1")
+    wrong_first = {"squares": "def squares(n):\n    return [0] * n", "mean": MEAN_OK, "normalise": NORMALISE_OK}
+    folder = submit(released, "ps1", "quick", wrong_first)
+    full = grade_submission(source, folder, "quick")
+    quick = grade_submission(source, folder, "quick", stop_after_loss=True)
+    scores = {c.grade_id: c.score for c in full.cells if not c.manual}
+    first_loss = next(gid for gid, score in scores.items() if score == 0)
+    after = [c for c in quick.cells if not c.manual][list(scores).index(first_loss) + 1 :]
+    assert full.score > 0 and after, "the fixture needs points after the first failing test"
+    assert quick.score < full.score and all(c.score == 0 for c in after)
+    assert all(f"stopped after {first_loss}" in c.message for c in after), [c.message for c in after]

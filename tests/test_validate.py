@@ -11,7 +11,7 @@ COURSE_ASSIGNMENTS = Course.load(REPO_ROOT).assignments()
 
 @pytest.mark.parametrize("assignment", COURSE_ASSIGNMENTS)
 def test_assignment_validates(repo_course, assignment):
-    report = validate(repo_course, assignment)
+    report = validate(repo_course, assignment, quick=True)  # each seeded bug graded up to its first lost point
     assert report.ok, report.table()
     mutants = [check for check in report.checks if check.name.startswith("mutant")]
     assert len(mutants) >= 10, f"{assignment} declares only {len(mutants)} mutants"
@@ -21,6 +21,8 @@ def test_fixture_course_validates_and_a_surviving_mutant_is_reported(fixture_cou
     release(fixture_course, "ps1")
     report = validate(fixture_course, "ps1")
     assert report.ok and report.mutation_score == "2/2", report.table()
+    quick = validate(fixture_course, "ps1", quick=True)
+    assert quick.ok and quick.mutation_score == "2/2", quick.table()
 
     mutants = fixture_course.source_dir / "ps1" / "mutants.toml"
     mutants.write_text(
