@@ -186,7 +186,7 @@ def _print_batch(course: Course, assignment: str, report, workers: int) -> None:
 def _import_in_background(modules: list[str]):
     """Import the notebooks' heavy modules (torch...) for the judge while the sandbox starts and runs the
     student's first cells, so that the two costs overlap instead of adding up (grade-one's cold time).
-    `modules` comes from AssignmentSource.heavy_imports (torch brings torch._dynamo along)."""
+    `modules` comes from AssignmentSource.judge_imports (torch brings torch._dynamo along)."""
     import importlib
     import threading
 
@@ -271,7 +271,7 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, par
     limits = Limits(gpu=True, memory_bytes=GPU_MEMORY_BYTES) if cuda else Limits()
     try:
         limit_threads()  # the judge's BLAS and torch threads otherwise spin against each other: 5x slower tests
-        preload = _import_in_background(source.heavy_imports())
+        preload = _import_in_background(source.judge_imports())
         with tempfile.TemporaryDirectory(prefix="grade-one-") as tmp:
             folder = submission
             if submission.is_file():

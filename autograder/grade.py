@@ -8,6 +8,7 @@ crashes, timeouts and unreadable files, becomes a recorded result.
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import tempfile
 import time
@@ -46,9 +47,9 @@ class Timeouts:
 
 
 PRELOADABLE = {"numpy", "torch", "sklearn", "scipy", "matplotlib", "gymnasium", "course_utils", "pandas"}
-# torch.optim's first step imports torch._dynamo (0.8 s): in every student process that trains, unless the
-# template has it already
-PRELOAD_ALONG = {"torch": ["torch._dynamo"]}
+# Modules that a first use imports late, with the student code that needs them: torch.optim's first step
+# imports torch._dynamo (0.8 s), in every student process that trains unless its template has it already.
+PRELOAD_ALONG = {"torch": ("torch._dynamo", re.compile(r"\boptim\b"))}
 
 
 def imported_modules(code: str) -> set[str]:
@@ -73,20 +74,32 @@ class AssignmentSource:
     notebooks: dict[str, NotebookNode]
     data_dir: Path | None  # release/<a>/ (data files students get), copied into every sandbox
 
-    def heavy_imports(self, along: bool = True) -> list[str]:
-        """Modules worth importing once in a warm template: the big ones the notebooks import.
+    def _code_cells(self):
+        return [cell for nb in self.notebooks.values() for cell in nb.cells if cell.cell_type == "code"]
 
-        along: with those that their first use imports (PRELOAD_ALONG): worth it in a template that serves
-        many students; a single cold student imports them only if it needs them."""
-        found = set()
-        for notebook in self.notebooks.values():
-            for cell in notebook.cells:
-                if cell.cell_type == "code":
-                    found |= imported_modules(cell.source)
-        wanted = {name for name in found if name.split(".")[0] in PRELOADABLE}
-        for root in {name.split(".")[0] for name in wanted} if along else ():
-            wanted.update(PRELOAD_ALONG.get(root, []))
+    def heavy_imports(self) -> list[str]:
+        """The big modules the notebooks import: what a cold student process imports while it starts."""
+        found = set().union(*(imported_modules(cell.source) for cell in self._code_cells()))
+        return sorted(name for name in found if name.split(".")[0] in PRELOADABLE)
+
+    def _with_along(self, students_only: bool) -> list[str]:
+        wanted = set(self.heavy_imports())
+        student_code = "\n".join(c.source for c in self._code_cells() if cells.role(c) == "solution")
+        for root in {name.split(".")[0] for name in wanted}:
+            if root in PRELOAD_ALONG:
+                module, needed_by = PRELOAD_ALONG[root]
+                if not students_only or needed_by.search(student_code):
+                    wanted.add(module)
         return sorted(wanted)
+
+    def template_imports(self) -> list[str]:
+        """What a warm template imports once for all its students: heavy_imports, and the late imports
+        (PRELOAD_ALONG) the students' code will need."""
+        return self._with_along(students_only=True)
+
+    def judge_imports(self) -> list[str]:
+        """What the judge imports before grading: heavy_imports and every late import they bring."""
+        return self._with_along(students_only=False)
 
     @classmethod
     def load(cls, course: Course, assignment: str) -> AssignmentSource:
@@ -274,7 +287,7 @@ def grade_submission(
 ) -> SubmissionResult:
     """Grade one submission folder. `launcher` starts the student process (default: a cold sandbox);
     `part` chooses which tests are judged (see PARTS; manually graded cells belong to "all" and "cpu")."""
-    launcher = launcher or (lambda inputs: ColdStudentProcess(inputs, limits, slot, source.heavy_imports(along=False)))
+    launcher = launcher or (lambda inputs: ColdStudentProcess(inputs, limits, slot, source.heavy_imports()))
     started = time.monotonic()
     result = SubmissionResult(student, source.name)
     submission = intake.read_submission(folder, student, list(source.notebooks))

@@ -112,7 +112,7 @@ class GradingSlot:
             self.template.close()
             self.template = None
         if self.template is None:
-            self.template = Template(self.slot, limits=limits, preload=source.heavy_imports())
+            self.template = Template(self.slot, limits=limits, preload=source.template_imports())
             self.template_key = key
         return self.template.spawn
 
@@ -192,7 +192,7 @@ class LocalPool:
         # forkserver: workers start as forks of a clean server that has imported the grader once
         self.context = multiprocessing.get_context("forkserver")
         # and the assignment's heavy modules (torch...), which the judge of every worker needs
-        heavy = AssignmentSource.load(course, assignment).heavy_imports()
+        heavy = AssignmentSource.load(course, assignment).judge_imports()
         self.context.set_forkserver_preload(["autograder.grade", "autograder.warm", "autograder.judge", *heavy])
         self.workers: dict[int, Worker] = {}
         self.starting: threading.Thread | None = None

@@ -56,7 +56,7 @@ def test_nothing_survives_from_one_submission_to_the_next_on_the_same_worker(rel
         "print('LEFTOVER PROCESSES', others) if others else print('NO LEFTOVER PROCESSES')\n"
     )
     source = AssignmentSource.load(released, "ps1")
-    template = Template(slot=41, preload=source.heavy_imports())
+    template = Template(slot=41, preload=source.template_imports())
     cache = JudgeCache()
     try:
         first = submit(released, "ps1", "first", {"squares": polluter + SQUARES_OK, "mean": MEAN_OK})
@@ -222,3 +222,23 @@ def test_a_worker_that_dies_is_replaced_and_the_submission_recorded(released):
     assert by_student["crasher"].score == 0
     assert "gave up after 3 attempts" in by_student["crasher"].problems[0]
     assert dict((s, a) for s, _, a in _job_rows(released))["crasher"] == 3
+
+
+def test_templates_preload_torch_dynamo_only_for_students_that_train():
+    """torch.optim's first step imports torch._dynamo (0.8 s): templates import it once when the students'
+    code uses torch.optim; the judge always does (tests compare against torch.optim)."""
+    import nbformat as nbf
+
+    def notebook(solution_code):
+        setup = nbf.v4.new_code_cell("import numpy as np\nimport torch")
+        setup.metadata["nbgrader"] = {"grade_id": "setup", "locked": True, "solution": False, "grade": False}
+        solution = nbf.v4.new_code_cell(solution_code)
+        solution.metadata["nbgrader"] = {"grade_id": "train", "locked": False, "solution": True, "grade": False}
+        return nbf.v4.new_notebook(cells=[setup, solution])
+
+    numpy_only = AssignmentSource("a", {"a.ipynb": notebook("w -= lr * dw")}, None)
+    trains = AssignmentSource("b", {"b.ipynb": notebook("opt = torch.optim.SGD(model.parameters())")}, None)
+    assert "torch._dynamo" not in numpy_only.template_imports() and "torch" in numpy_only.template_imports()
+    assert "torch._dynamo" in trains.template_imports()
+    assert all("torch._dynamo" in s.judge_imports() for s in (numpy_only, trains))
+    assert "torch._dynamo" not in trains.heavy_imports()  # a single cold student imports it only if it trains
