@@ -269,6 +269,8 @@ class LocalPool:
             self.close()
 
     def close(self) -> None:
+        if self.starting is not None:  # workers still being started in the background: wait, then stop them all
+            self.starting.join()
         for worker in self.workers.values():
             try:
                 worker.connection.send(None)
