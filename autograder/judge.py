@@ -47,22 +47,27 @@ class TestOutcome:
 
 
 @functools.lru_cache(maxsize=4096)
-def referenced_names(code: str) -> frozenset[str]:
+def _tree(code: str) -> ast.Module | None:
     try:
-        tree = ast.parse(code)
+        return ast.parse(code)
     except SyntaxError:
-        return frozenset()
-    return frozenset(node.id for node in ast.walk(tree) if isinstance(node, ast.Name))
+        return None
+
+
+def _nodes(code: str) -> list[ast.AST]:
+    tree = _tree(code)
+    return list(ast.walk(tree)) if tree is not None else []
+
+
+@functools.lru_cache(maxsize=4096)
+def referenced_names(code: str) -> frozenset[str]:
+    return frozenset(node.id for node in _nodes(code) if isinstance(node, ast.Name))
 
 
 @functools.lru_cache(maxsize=4096)
 def assigned_names(code: str) -> frozenset[str]:
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return frozenset()
     names = set()
-    for node in ast.walk(tree):
+    for node in _nodes(code):
         if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
             names.add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -75,11 +80,7 @@ def assigned_names(code: str) -> frozenset[str]:
 @functools.lru_cache(maxsize=4096)
 def parameter_names(code: str) -> frozenset[str]:
     """Names of function and lambda parameters: local to their function, never a need from outside."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return frozenset()
-    return frozenset(node.arg for node in ast.walk(tree) if isinstance(node, ast.arg))
+    return frozenset(node.arg for node in _nodes(code) if isinstance(node, ast.arg))
 
 
 def _capped(text: str) -> str:

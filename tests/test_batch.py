@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import nbformat
 import pytest
 
 from autograder.batch import grade_batch
@@ -16,7 +15,7 @@ from autograder.jobs import JobTable, table_path
 from autograder.judge import JudgeCache
 from autograder.release import release
 from autograder.warm import Template, warm_available
-from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
+from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, make_test_squares_crash_the_worker, submit
 
 
 @pytest.fixture
@@ -207,12 +206,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_the_job_table_consistent(released):
 def test_a_worker_that_dies_is_replaced_and_the_submission_recorded(released):
     # A (trusted) test that crashes the grading worker when it meets one particular answer: the pool
     # must retry, give up after a few attempts, record the reason, and grade everything else.
-    path = released.source_dir / "ps1" / "ps1.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_squares":
-            cell.source = "import os\nif squares(1) == [42]:\n    os._exit(3)\n" + cell.source
-    nbformat.write(nb, path)
+    make_test_squares_crash_the_worker(released)
     release(released, "ps1")
     submit(released, "ps1", "good")
     submit(released, "ps1", "crasher", {"squares": "def squares(n):\n    return [42]"})

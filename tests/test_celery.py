@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 
-import nbformat
 import pytest
 
 from autograder.batch import grade_batch
@@ -19,7 +18,7 @@ from autograder.course import Course
 from autograder.jobs import table_path
 from autograder.release import release
 from tests.conftest import FIXTURE_COURSE
-from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
+from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, make_test_squares_crash_the_worker, submit
 from tests.servers import RedisServer, Worker, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
@@ -285,12 +284,7 @@ def test_a_killed_coordinator_resumes_from_the_job_table(slow_ps1, slow_ps1_loca
 def test_a_submission_that_kills_its_worker_is_recorded_failed_after_three_attempts(fixture_course, broker, workers):
     # The same course and submissions as test_batch.py's test_a_worker_that_dies_is_replaced_and_the_submission_
     # recorded, whose local run gives exactly these results (not graded again here: crashes are slow).
-    path = fixture_course.source_dir / "ps1" / "ps1.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_squares":
-            cell.source = "import os\nif squares(1) == [42]:\n    os._exit(3)\n" + cell.source
-    nbformat.write(nb, path)
+    make_test_squares_crash_the_worker(fixture_course)
     release(fixture_course, "ps1", execute_solutions=True)
     submit(fixture_course, "ps1", "good")
     submit(fixture_course, "ps1", "crasher", {"squares": "def squares(n):\n    return [42]"})
