@@ -472,9 +472,6 @@ _AS_COMMAND = False  # set by main(): the process is the `course` command, not a
 def main() -> None:
     global _AS_COMMAND
     _AS_COMMAND = True
-    # jsonschema (under nbformat) compiles rfc3987-syntax's grammar when imported, about 1 s, for an "iri"
-    # format check that neither nbformat's nor nbgrader's schemas use: the course's commands go without it.
-    sys.modules.setdefault("rfc3987_syntax", None)
     try:
         cli(standalone_mode=True)
     except CourseError as error:
