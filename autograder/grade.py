@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from autograder import cells, intake
+from autograder import cells, intake, nbnodes
 from autograder.course import Course
 from autograder.judge import Judge, JudgeCache
 from autograder.release import read_source_notebook
@@ -112,19 +112,16 @@ def _outputs(result: dict) -> list[NotebookNode]:
     outputs = []
     for name in ("stdout", "stderr"):
         if result.get(name):
-            outputs.append(nbformat.v4.new_output("stream", name=name, text=result[name]))
+            outputs.append(nbnodes.stream(name, result[name]))
     if result.get("result") is not None:
-        outputs.append(
-            nbformat.v4.new_output("execute_result", data={"text/plain": result["result"]}, execution_count=None)
-        )
+        outputs.append(nbnodes.execute_result(result["result"]))
     error = result.get("error")
     if error:
         outputs.append(
-            nbformat.v4.new_output(
-                "error",
-                ename=str(error.get("type", "Error")),
-                evalue=str(error.get("message", "")),
-                traceback=str(error.get("traceback", "")).splitlines(),
+            nbnodes.error(
+                str(error.get("type", "Error")),
+                str(error.get("message", "")),
+                str(error.get("traceback", "")).splitlines(),
             )
         )
     return outputs
@@ -133,30 +130,25 @@ def _outputs(result: dict) -> list[NotebookNode]:
 def _verdict_output(result: CellResult) -> list[NotebookNode]:
     outputs = []
     if result.output:
-        outputs.append(nbformat.v4.new_output("stream", name="stdout", text=result.output))
+        outputs.append(nbnodes.stream("stdout", result.output))
     if result.message:
         outputs.append(
-            nbformat.v4.new_output(
-                "error",
-                ename="TestFailed",
-                evalue=result.public_message,
-                traceback=[f"{result.grade_id}: {result.score:g}/{result.max_points:g} points", result.public_message],
+            nbnodes.error(
+                "TestFailed",
+                result.public_message,
+                [f"{result.grade_id}: {result.score:g}/{result.max_points:g} points", result.public_message],
             )
         )
     else:
         outputs.append(
-            nbformat.v4.new_output(
-                "stream",
-                name="stdout",
-                text=f"{result.grade_id}: passed, {result.score:g}/{result.max_points:g} points\n",
-            )
+            nbnodes.stream("stdout", f"{result.grade_id}: passed, {result.score:g}/{result.max_points:g} points\n")
         )
     return outputs
 
 
 def _pending_output(item: intake.PlanCell) -> list[NotebookNode]:
     text = f"{item.grade_id}: {WAITING_FOR_GPU} ({item.points:g} points, graded on a CUDA runner)\n"
-    return [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    return [nbnodes.stream("stdout", text)]
 
 
 def _stage_inputs(source: AssignmentSource, files: list[Path], folder: Path | None, target: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from autograder import cells
+from autograder import cells, nbnodes
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 MAX_CELL_CHARS = 1_000_000
@@ -196,9 +196,7 @@ def build_plan(
 
 
 def _code_cell(code: str, metadata) -> NotebookNode:
-    cell = nbformat.v4.new_code_cell(code)
-    cell.metadata = nbformat.from_dict(json.loads(json.dumps(dict(metadata))))
-    return cell
+    return nbnodes.code_cell(code, json.loads(json.dumps(dict(metadata))))
 
 
 def _public_test_cell(source_cell: NotebookNode) -> NotebookNode:
@@ -212,8 +210,7 @@ def _solution_plan_cell(source_cell, student_cell, student, findings: list[str])
         text = _source_text(student_cell) if student_cell is not None else ""
         if student is not None and student_cell is None:
             findings.append(f"answer cell {gid!r} was deleted")
-        cell = nbformat.v4.new_markdown_cell(text[:MAX_CELL_CHARS])
-        cell.metadata = nbformat.from_dict(json.loads(json.dumps(dict(source_cell.metadata))))
+        cell = nbnodes.markdown_cell(text[:MAX_CELL_CHARS], json.loads(json.dumps(dict(source_cell.metadata))))
         return PlanCell("answer", text, gid, cells.points(source_cell) if graded else 0.0, cell=cell)
     code = ""
     if student_cell is None:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import nbformat
 import pytest
 
 from autograder.batch import grade_batch
@@ -49,6 +50,14 @@ def test_scores_partial_credit_and_manual_cells(released):
     assert results["partial"].score == 2 + 3 + 3
     assert by_id["why_zero"].manual and by_id["why_zero"].max_points == 1
     assert all(result.isolation for result in results.values())
+    # autograded notebooks (outputs, errors, verdicts, answers) are valid nbformat 4; their nodes are built
+    # without nbformat's per-node check (autograder/nbnodes.py)
+    kinds = {}
+    for student in results:
+        notebook = nbformat.read(released.autograded_dir / student / "ps1" / "ps1.ipynb", as_version=4)
+        nbformat.validate(notebook)
+        kinds[student] = {o.output_type for c in notebook.cells if c.cell_type == "code" for o in c.outputs}
+    assert "error" in kinds["blank"] and "stream" in kinds["solution"]
 
 
 def test_gradebook_export_matches_grades_csv(released, tmp_path):
