@@ -21,6 +21,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass
+from types import CodeType
 
 from autograder import cells
 from autograder.proxy import StudentLink, StudentObject
@@ -44,6 +45,18 @@ class TestOutcome:
     message: str  # what went wrong, or "" when the cell passed
     output: str  # what the public part of the test printed
     hidden_failed: bool = False  # the failure is in a hidden block: its message is hidden too
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled_segment(segment: str, name: str, keep_value: bool) -> tuple[CodeType, CodeType | None]:
+    """A test segment compiled once per worker, not once per submission (every submission runs the same
+    tests): its statements, and with keep_value its last expression apart, for nbgrader's partial credit."""
+    tree = ast.parse(segment, filename=name)
+    last = None
+    if keep_value and tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = tree.body.pop()
+    body = compile(tree, name, "exec")
+    return body, (compile(ast.Expression(last.value), name, "eval") if last is not None else None)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -280,15 +293,9 @@ class Judge:
         return TestOutcome(self._score(last_value, max_points), "", _capped(output.getvalue()))
 
     def _exec_segment(self, segment: str, grade_id: str, keep_value: bool):
-        name = f"<test cell {grade_id}>"
-        tree = ast.parse(segment, filename=name)
-        last = None
-        if keep_value and tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = tree.body.pop()
-        exec(compile(tree, name, "exec"), self.namespace)
-        if last is None:
-            return None
-        return eval(compile(ast.Expression(last.value), name, "eval"), self.namespace)
+        body, last_value = _compiled_segment(segment, f"<test cell {grade_id}>", keep_value)
+        exec(body, self.namespace)
+        return None if last_value is None else eval(last_value, self.namespace)
 
     @staticmethod
     def _score(value, max_points: float) -> float:
