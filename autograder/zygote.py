@@ -111,14 +111,23 @@ def _finish(job: str, uid: int, pid: int) -> str:
                 os.kill(other, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        _reap()
-        time.sleep(0.01)
+        _wait_gone(alive, until=min(deadline, time.monotonic() + 0.05))
     status = EXIT_STATUS.pop(pid, None)
     shutil.rmtree(os.path.join(SCRATCH, job), ignore_errors=True)
     return status or "ended"
 
 
 EXIT_STATUS: dict[int, str] = {}
+
+
+def _wait_gone(pids: list[int], until: float) -> None:
+    """Reap our children among the killed `pids` and wait, in 1 ms steps, until none is left in /proc (one
+    reparented elsewhere is reaped by the sandbox's init); then _finish looks again for the uid's processes."""
+    while True:
+        _reap()
+        if not any(os.path.exists(f"/proc/{pid}") for pid in pids) or time.monotonic() > until:
+            return
+        time.sleep(0.001)
 
 
 def _reap() -> None:
