@@ -6,7 +6,9 @@ Builds a batch of a1 submissions (correct, blank, one per seeded bug, garbage: 4
 grades it with nbgrader autograde (serial, as nbgrader does) and with `course grade` using 1 and 2
 workers, checks that both give the same scores to every honest submission, and prints wall times,
 per-submission cost, the throughput ratio, the 1 -> 2 worker scaling and peak memory per worker.
-Nothing here is a test: the figures go to the README's performance section.
+Both graders run as the commands an instructor types (`nbgrader autograde`, `course grade`), each in a
+new process with a new gradebook, so each pays its own start-up (for us: the forkserver, the warm
+templates importing torch). Nothing here is a test: the figures go to the README's performance section.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -24,9 +27,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from autograder.batch import grade_batch  # noqa: E402
 from autograder.course import REPO_ROOT, Course  # noqa: E402
 from autograder.demo import build_demo_course  # noqa: E402
+from autograder.jobs import JobTable, table_path  # noqa: E402
 from autograder.nbgrader_anchor import autograde, make_anchor_course  # noqa: E402
 
 
@@ -38,9 +41,10 @@ def _tree_rss(process: psutil.Process) -> int:
 
 
 class PeakMemory:
-    """Samples the resident memory of each grading worker together with its sandbox processes."""
+    """Samples the resident memory of each grading worker of `command` together with its sandbox processes."""
 
-    def __init__(self):
+    def __init__(self, command: psutil.Process):
+        self.command = command
         self.peak_per_worker = 0
         self.running = True
         self.thread = threading.Thread(target=self._sample, daemon=True)
@@ -48,7 +52,11 @@ class PeakMemory:
 
     def _workers(self) -> list[psutil.Process]:
         workers = []
-        for child in psutil.Process().children():
+        try:
+            children = self.command.children()
+        except psutil.Error:
+            return []
+        for child in children:
             try:
                 forkserver = "forkserver" in " ".join(child.cmdline())
                 workers.extend(child.children() if forkserver else [child])
@@ -69,13 +77,22 @@ class PeakMemory:
 
 
 def time_ours(demo: Course, assignment: str, workers: int) -> tuple[float, dict, int]:
+    """`course grade` as a command, from an empty gradebook and job table."""
     for leftover in ("grading_jobs.db", "gradebook.db"):
         (demo.root / leftover).unlink(missing_ok=True)
-    memory = PeakMemory()
+    command = [str(Path(sys.executable).parent / "course"), "grade", assignment, "--workers", str(workers),
+               "--course", str(demo.root)]  # fmt: skip
     started = time.perf_counter()
-    report = grade_batch(demo, assignment, workers=workers, force=True, show_progress=False)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    memory = PeakMemory(psutil.Process(process.pid))
+    output, _ = process.communicate()
     seconds = time.perf_counter() - started
-    return seconds, {r.student: (r.score, bool(r.problems)) for r in report.results}, memory.stop()
+    if process.returncode not in (0, 1):  # 1: graded, some submissions had problems (the garbage ones)
+        raise SystemExit(f"course grade failed ({process.returncode}):\n{output}")
+    table = JobTable(table_path(demo))
+    results = table.results(assignment)
+    table.close()
+    return seconds, {r.student: (r.score, bool(r.problems)) for r in results}, memory.stop()
 
 
 def main() -> None:
