@@ -1,6 +1,6 @@
 """Benchmark: `course grade` against `nbgrader autograde` on the same batch, in the same run.
 
-    .venv/bin/python bench/grade_vs_nbgrader.py [--assignment a1_backprop] [--copies 6]
+    .venv/bin/python bench/grade_vs_nbgrader.py [--assignment a1_backprop] [--copies 6] [--students N]
 
 Builds a batch of a1 submissions (correct, blank, one per seeded bug, garbage: 40 with the defaults),
 grades it with nbgrader autograde (serial, as nbgrader does) and with `course grade` using 1 and 2
@@ -95,15 +95,34 @@ def time_ours(demo: Course, assignment: str, workers: int) -> tuple[float, dict,
     return seconds, {r.student: (r.score, bool(r.problems)) for r in results}, memory.stop()
 
 
+def repeat_batch(demo: Course, size: int) -> None:
+    """Copy the batch's submissions (student_r1, student_r2, ...) until it holds `size` of them; a last,
+    partial round takes evenly spaced ones, to keep the mix."""
+    base = sorted(p for p in demo.submitted_dir.iterdir())
+    count, round_ = len(base), 1
+    while count < size:
+        wanted = size - count
+        picked = base if wanted >= len(base) else base[:: len(base) // wanted][:wanted]
+        for folder in picked:
+            shutil.copytree(folder, folder.with_name(f"{folder.name}_r{round_}"))
+        count += len(picked)
+        round_ += 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--assignment", default="a1_backprop")
     parser.add_argument("--copies", type=int, default=6, help="students submitting the solution / the blank release")
+    parser.add_argument(
+        "--students", type=int, default=0,
+        help="grow the batch to this many submissions by repeating it (same mix; e.g. 300 for a large course)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     course = Course.load(REPO_ROOT)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         demo = build_demo_course(course, args.assignment, Path(tmp) / "course", copies=args.copies)
+        repeat_batch(demo, args.students)
         students = sorted(p.name for p in demo.submitted_dir.iterdir())
         print(f"batch: {len(students)} submissions of {args.assignment} on {os.cpu_count()} cores")
 
