@@ -86,12 +86,15 @@ class GradingSlot:
     state, and one warm template (numpy/torch imported once, one fork per submission). Used by the local
     pool's workers and by the Celery task (autograder/celery_app.py)."""
 
-    def __init__(self, slot: int, course_root: str):
+    def __init__(self, slot: int, course_root: str, handoff=None):
+        """handoff: a warm template the pool launched for this slot (warm.TemplateHandoff), used first."""
+        from autograder.warm import TemplateLink
+
         self.slot = slot
         self.course = Course.load(course_root)
         self.assignments: dict[str, tuple] = {}
-        self.template = None
-        self.template_key: tuple[str, bool] | None = None
+        self.template = TemplateLink.adopt(handoff) if handoff is not None else None
+        self.template_key: tuple[str, bool] | None = handoff.key if handoff is not None else None
 
     def _assignment(self, assignment: str) -> tuple:
         from autograder.grade import AssignmentSource, Timeouts
@@ -125,7 +128,7 @@ class GradingSlot:
 
         if part == "gpu" and cuda_device_count() == 0:
             raise NoCuda(NO_CUDA)
-        limits = self._limits(part)
+        limits = self.limits(part)
         source, timeouts, cache = self._assignment(assignment)
         launcher = self._launcher(assignment, source, limits)
         return grade_submission(
@@ -133,7 +136,7 @@ class GradingSlot:
         )
 
     @staticmethod
-    def _limits(part: str) -> Limits:
+    def limits(part: str) -> Limits:
         gpu = part == "gpu" or (part == "all" and cuda_device_count() > 0)
         return Limits(gpu=True, memory_bytes=GPU_MEMORY_BYTES) if gpu else Limits()
 
@@ -141,7 +144,7 @@ class GradingSlot:
         """Warm up before the first submission: the template starts importing numpy/torch in its sandbox
         while the judge runs the read-only cells it can cache."""
         source, _, cache = self._assignment(assignment)
-        self._launcher(assignment, source, self._limits(part))
+        self._launcher(assignment, source, self.limits(part))
         cache.warm(source.notebooks)
 
     def close(self) -> None:
@@ -150,12 +153,12 @@ class GradingSlot:
             self.template = None
 
 
-def worker_main(slot: int, course_root: str, assignment: str, connection) -> None:
+def worker_main(slot: int, course_root: str, assignment: str, connection, handoff=None) -> None:
     """Grade submissions sent over `connection` until told to stop (None)."""
     limit_threads()
     from autograder.judge import CourseCodeError
 
-    grader = GradingSlot(slot, course_root)
+    grader = GradingSlot(slot, course_root, handoff)
     grader.prepare(assignment)
     while True:
         task = connection.recv()
@@ -192,16 +195,34 @@ class LocalPool:
         # forkserver: workers start as forks of a clean server that has imported the grader once
         self.context = multiprocessing.get_context("forkserver")
         # and the assignment's heavy modules (torch...), which the judge of every worker needs
-        heavy = AssignmentSource.load(course, assignment).judge_imports()
-        self.context.set_forkserver_preload(["autograder.grade", "autograder.warm", "autograder.judge", *heavy])
+        source = AssignmentSource.load(course, assignment)
+        self.context.set_forkserver_preload(
+            ["autograder.grade", "autograder.warm", "autograder.judge", *source.judge_imports()]
+        )
+        self.template_imports = source.template_imports()
         self.workers: dict[int, Worker] = {}
+        self.templates: dict = {}  # slot -> warm.Template launched here for that slot's first worker
         self.starting: threading.Thread | None = None
 
     def start(self, jobs: int) -> None:
-        """Start the workers in the background: they warm up (imports, template, judge) while the
-        coordinator opens the gradebook. `run` waits for them."""
+        """Launch the first workers' warm templates, then start the workers in the background: they warm
+        up (imports, judge) while the coordinator opens the gradebook. `run` waits for them."""
+        self._launch_templates(min(self.size, jobs))
         self.starting = threading.Thread(target=self._start_all, args=(jobs,), daemon=True)
         self.starting.start()
+
+    def _launch_templates(self, count: int) -> None:
+        """The templates import numpy/torch in their sandboxes while the forkserver imports the judge's
+        modules, instead of after it: a worker would launch its own template only once it has been forked
+        from the forkserver. Each first worker adopts its slot's template; this process owns it (kills it
+        on close) and a replacement worker launches its own."""
+        from autograder.warm import Template, warm_available
+
+        if not warm_available():
+            return
+        limits = GradingSlot.limits("all")
+        for slot in range(count):
+            self.templates[slot] = Template(slot, limits=limits, preload=self.template_imports)
 
     def _start_all(self, jobs: int) -> None:
         for slot in range(min(self.size, jobs)):
@@ -209,12 +230,19 @@ class LocalPool:
                 self._start(slot)
 
     def _start(self, slot: int) -> Worker:
+        template = self.templates.get(slot)
+        if slot in self.workers and template is not None:  # a replacement: its predecessor used that template
+            self.templates.pop(slot).close()
+            template = None
+        handoff = template.handoff((self.assignment, template.limits.gpu)) if template is not None else None
         ours, theirs = self.context.Pipe()
         process = self.context.Process(
-            target=worker_main, args=(slot, str(self.course.root), self.assignment, theirs), daemon=True
+            target=worker_main, args=(slot, str(self.course.root), self.assignment, theirs, handoff), daemon=True
         )
         process.start()
         theirs.close()
+        if template is not None:
+            template.forget_link()
         worker = Worker(slot, process, ours)
         self.workers[slot] = worker
         return worker
@@ -281,3 +309,6 @@ class LocalPool:
             if worker.process.is_alive():
                 worker.process.kill()
         self.workers = {}
+        for template in self.templates.values():
+            template.close()
+        self.templates = {}

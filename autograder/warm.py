@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from autograder import sandbox, wire
@@ -30,37 +32,38 @@ def warm_available() -> bool:
     return os.geteuid() == 0 and sandbox.bubblewrap_problem() is None
 
 
-class Template:
-    """The sandbox + zygote of one worker."""
+@dataclass
+class TemplateHandoff:
+    """A running template handed to the grading worker that will use it; the process stays its launcher's
+    (LocalPool launches the first workers' templates itself, see pool.py). Picklable: multiprocessing
+    passes the socket to the worker."""
 
-    def __init__(self, slot: int, limits: sandbox.Limits | None = None, preload: list[str] = ()):
+    slot: int
+    uid: int | None
+    inbox: Path
+    limits: sandbox.Limits
+    key: tuple  # what it was launched for: (assignment, gpu); a worker needing another closes the link
+    control: socket.socket
+
+
+class TemplateLink:
+    """A worker's side of a warm template: its control socket and inbox. Used as is for a template handed
+    over by the pool (TemplateHandoff); Template below is one this process launches and owns."""
+
+    def __init__(self, slot: int, uid: int | None, inbox: Path, limits: sandbox.Limits, control: socket.socket):
         self.slot = slot
-        self.uid_claim = sandbox.UidClaim(preferred=slot)
-        self.uid = self.uid_claim.uid
-        self.limits = limits or sandbox.Limits()
-        self.folder = tempfile.TemporaryDirectory(prefix=f"template-{slot}-")
-        root = Path(self.folder.name)
-        root.chmod(0o755)
-        sandbox.stage_runner(root / "staged")
-        self.inbox = root / "inbox"
-        self.inbox.mkdir()
-        self.inbox.chmod(0o755)
+        self.uid = uid
+        self.inbox = inbox
+        self.limits = limits
+        self.control = control
+        self.reader = control.makefile("rb")
         self.jobs = 0
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.control = ours
-        self.reader = ours.makefile("rb")
-        argv = sandbox.template_argv(root / "staged", self.inbox, theirs.fileno(), self.limits, list(preload))
-        self.process = subprocess.Popen(
-            argv,
-            env=sandbox.environment("/scratch"),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            pass_fds=(theirs.fileno(),),
-            start_new_session=True,
-        )
-        theirs.close()
         self.ready = False  # the template imports numpy/torch while the worker warms its judge
+        self.broken = False
+
+    @classmethod
+    def adopt(cls, handoff: TemplateHandoff) -> TemplateLink:
+        return cls(handoff.slot, handoff.uid, handoff.inbox, handoff.limits, handoff.control)
 
     def wait_ready(self) -> None:
         if not self.ready:
@@ -89,7 +92,14 @@ class Template:
 
     @property
     def alive(self) -> bool:
-        return self.process.poll() is None
+        """False once the template has gone: its end of the socket closed (readable, with nothing to read)."""
+        if self.broken:
+            return False
+        try:
+            readable, _, _ = select.select([self.control], [], [], 0)
+            return not readable or self.control.recv(1, socket.MSG_PEEK) != b""
+        except (OSError, ValueError):
+            return False
 
     def spawn(self, inputs: Path) -> WarmStudentProcess:
         self.jobs += 1
@@ -100,18 +110,63 @@ class Template:
         return WarmStudentProcess(self, job)
 
     def close(self) -> None:
+        self.broken = True
+        self.reader.close()
+        self.control.close()
+
+
+class Template(TemplateLink):
+    """The sandbox + zygote of one worker, launched (and, on close, killed) by this process."""
+
+    def __init__(self, slot: int, limits: sandbox.Limits | None = None, preload: list[str] = ()):
+        self.uid_claim = sandbox.UidClaim(preferred=slot)
+        self.folder = tempfile.TemporaryDirectory(prefix=f"template-{slot}-")
+        root = Path(self.folder.name)
+        root.chmod(0o755)
+        sandbox.stage_runner(root / "staged")
+        inbox = root / "inbox"
+        inbox.mkdir()
+        inbox.chmod(0o755)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        super().__init__(slot, self.uid_claim.uid, inbox, limits or sandbox.Limits(), ours)
+        argv = sandbox.template_argv(root / "staged", self.inbox, theirs.fileno(), self.limits, list(preload))
+        self.process = subprocess.Popen(
+            argv,
+            env=sandbox.environment("/scratch"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(theirs.fileno(),),
+            start_new_session=True,
+        )
+        theirs.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None and not self.broken
+
+    def handoff(self, key: tuple) -> TemplateHandoff:
+        """For the worker that will use this template. After the worker has started, call
+        forget_link(): from then on this process only owns the template (and kills it on close)."""
+        return TemplateHandoff(self.slot, self.uid, self.inbox, self.limits, key, self.control)
+
+    def forget_link(self) -> None:
+        self.reader.close()
+        self.control.close()
+
+    def close(self) -> None:
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.process.wait()
-        self.control.close()
+        super().close()
         self.uid_claim.release()
         self.folder.cleanup()
 
 
 class WarmStudentProcess(StudentProcess):
-    def __init__(self, template: Template, job: str):
+    def __init__(self, template: TemplateLink, job: str):
         self.template = template
         self.job = job
         self.isolation = "bubblewrap"

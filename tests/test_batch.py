@@ -7,12 +7,14 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from autograder.batch import grade_batch
-from autograder.grade import AssignmentSource, grade_submission
+from autograder.grade import AssignmentSource, grade_submission, submissions
 from autograder.jobs import JobTable, table_path
 from autograder.judge import JudgeCache
+from autograder.pool import Job, LocalPool
 from autograder.release import release
 from autograder.warm import Template, warm_available
 from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, make_test_squares_crash_the_worker, submit
@@ -216,6 +218,35 @@ def test_a_worker_that_dies_is_replaced_and_the_submission_recorded(released):
     assert by_student["crasher"].score == 0
     assert "gave up after 3 attempts" in by_student["crasher"].problems[0]
     assert dict((s, a) for s, _, a in _job_rows(released))["crasher"] == 3
+    assert not _sandboxes_below(psutil.Process())  # no template left running, whoever launched it
+
+
+def _sandboxes_below(process) -> list:
+    return [p for p in process.children(recursive=True) if p.name() == "bwrap"]
+
+
+@pytest.mark.skipif(not warm_available(), reason="warm templates need root and bubblewrap")
+def test_the_first_workers_use_templates_the_pool_launched_before_them(released):
+    """LocalPool.start launches one template per first worker right away, so the templates import torch
+    while the forkserver does; each worker adopts its own, none launches another; close kills them."""
+    for student in ("ada", "bob", "cy"):
+        submit(released, "ps1", student)
+    jobs = [Job(s, f, "digest") for s, f in submissions(released, "ps1")]
+    pool = LocalPool(released, "ps1", workers=2, job_timeout_s=120)
+    pool.start(len(jobs))
+    ours = {t.process.pid for t in pool.templates.values()}
+    direct = {p.pid for p in psutil.Process().children() if p.name() == "bwrap"}
+    assert len(ours) == 2 and direct == ours
+    seen, results = [], {}
+
+    def on_result(job, kind, payload):
+        seen.append([p for w in pool.workers.values() for p in _sandboxes_below(psutil.Process(w.process.pid))])
+        results[job.student] = payload.score
+
+    pool.run(jobs, lambda job: 1, on_result)
+    assert results == {"ada": 9, "bob": 9, "cy": 9}
+    assert seen == [[], [], []]  # the workers never launched a template of their own
+    assert not _sandboxes_below(psutil.Process())
 
 
 def test_templates_preload_torch_dynamo_only_for_students_that_train():
