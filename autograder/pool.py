@@ -159,7 +159,10 @@ def worker_main(slot: int, course_root: str, assignment: str, connection, handof
     from autograder.judge import CourseCodeError
 
     grader = GradingSlot(slot, course_root, handoff)
-    grader.prepare(assignment)
+    try:
+        grader.prepare(assignment)
+    except Exception:  # noqa: BLE001 -- only a warm-up: grading meets the error again and records it
+        pass
     while True:
         task = connection.recv()
         if task is None:

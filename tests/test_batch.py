@@ -1,10 +1,12 @@
 """Batch grading: warm workers keep no state between submissions, parallel = serial, resumable, idempotent."""
 
+import multiprocessing
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
@@ -219,6 +221,29 @@ def test_a_worker_that_dies_is_replaced_and_the_submission_recorded(released):
     assert "gave up after 3 attempts" in by_student["crasher"].problems[0]
     assert dict((s, a) for s, _, a in _job_rows(released))["crasher"] == 3
     assert not _sandboxes_below(psutil.Process())  # no template left running, whoever launched it
+
+
+def test_a_worker_whose_warm_up_fails_keeps_grading(released, monkeypatch):
+    """prepare() only warms up: when it fails (say a template that cannot start), the worker must not die
+    before its first submission (the pool would replace it again and again); grading meets the error, if
+    it is still there, and records it as that submission's result."""
+    from autograder import pool
+
+    def broken_prepare(self, assignment, part="all"):
+        raise RuntimeError("the sandbox could not start")
+
+    monkeypatch.setattr(pool.GradingSlot, "prepare", broken_prepare)
+    monkeypatch.setattr(pool, "limit_threads", lambda: None)  # the worker runs in a thread of this process
+    folder = submit(released, "ps1", "ada")
+    ours, theirs = multiprocessing.Pipe()
+    worker = threading.Thread(target=pool.worker_main, args=(0, str(released.root), "ps1", theirs), daemon=True)
+    worker.start()
+    ours.send(("ada", str(folder), "all", False))
+    assert ours.poll(60), "the worker died in its warm-up"
+    kind, result = ours.recv()
+    ours.send(None)
+    worker.join(timeout=30)
+    assert kind == "done" and result.score == 9
 
 
 def _sandboxes_below(process) -> list:
