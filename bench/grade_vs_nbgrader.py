@@ -33,15 +33,10 @@ from autograder.jobs import JobTable, table_path  # noqa: E402
 from autograder.nbgrader_anchor import autograde, make_anchor_course  # noqa: E402
 
 
-def _tree_rss(process: psutil.Process) -> int:
-    try:
-        return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
-    except psutil.Error:
-        return 0
-
-
 class PeakMemory:
-    """Samples the resident memory of each grading worker of `command` together with its sandbox processes."""
+    """Samples the resident memory of `command`'s grading processes: its workers, their warm templates
+    (launched by the command itself for the first workers) and the students forked from them; the peak of
+    their sum, per worker. The command and its forkserver (which only forks workers) are left out."""
 
     def __init__(self, command: psutil.Process):
         self.command = command
@@ -50,24 +45,20 @@ class PeakMemory:
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
 
-    def _workers(self) -> list[psutil.Process]:
-        workers = []
+    def _per_worker(self) -> int:
         try:
-            children = self.command.children()
+            tree = self.command.children(recursive=True)
+            helpers = [p for p in self.command.children() if "multiprocessing" in " ".join(p.cmdline())]
+            workers = [w for helper in helpers for w in helper.children()]  # the forkserver's children
+            grading = [p for p in tree if p not in helpers]
+            total = sum(p.memory_info().rss for p in grading)
         except psutil.Error:
-            return []
-        for child in children:
-            try:
-                forkserver = "forkserver" in " ".join(child.cmdline())
-                workers.extend(child.children() if forkserver else [child])
-            except psutil.Error:
-                continue
-        return workers
+            return 0
+        return total // len(workers) if workers else 0
 
     def _sample(self) -> None:
         while self.running:
-            for worker in self._workers():
-                self.peak_per_worker = max(self.peak_per_worker, _tree_rss(worker))
+            self.peak_per_worker = max(self.peak_per_worker, self._per_worker())
             time.sleep(0.2)
 
     def stop(self) -> int:
