@@ -25,6 +25,7 @@ from autograder.course import Course
 from autograder.results import CellResult, SubmissionResult
 
 GRADER_VERSION = "1"
+BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another (two coordinators, a Celery collector)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     assignment   TEXT NOT NULL,
@@ -99,8 +100,8 @@ def result_from_dict(data: dict) -> SubmissionResult:
 class JobTable:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._use_wal()
         # In WAL mode, NORMAL survives a killed process (kill -9 included); only a power cut may lose the
         # last commits, and those submissions are then graded again. FULL would fsync every result.
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -109,6 +110,20 @@ class JobTable:
             self.db.executescript("BEGIN;" + MIGRATE_V1.format(schema=SCHEMA.strip()) + "COMMIT;")
         self.db.execute(SCHEMA)
         self.db.execute(SYNCED_SCHEMA)
+
+    def _use_wal(self) -> None:
+        """Switch to WAL. Two coordinators opening a new job table at the same moment (two `course grade`
+        runs started together) can get "database is locked" at once here: SQLite does not always call the
+        busy handler while the journal mode changes. Try again, up to the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def close(self) -> None:
         self.db.close()

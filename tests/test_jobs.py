@@ -1,6 +1,7 @@
 """The job table: parts merged into one result, tasks in flight, and tables written before parts existed."""
 
 import json
+import multiprocessing
 import sqlite3
 
 from autograder.jobs import JobTable, result_to_json
@@ -47,3 +48,30 @@ def test_a_table_from_before_parts_keeps_its_rows_as_all_parts(tmp_path):
     table = JobTable(path)
     assert table.is_done("ps2", "ada", "h1") and table.row("ps2", "ada")[2] == 1
     assert json.loads(result_to_json(table.result("ps2", "ada"))) == json.loads(result_to_json(old))
+
+
+def _open_job_table(path, barrier, errors) -> None:
+    barrier.wait()
+    try:
+        JobTable(path).close()
+    except sqlite3.OperationalError as error:
+        errors.put(str(error))
+
+
+def test_two_coordinators_can_open_a_new_job_table_at_the_same_moment(tmp_path):
+    """Two `course grade` runs started together (tests/test_postgres.py does this) both create the job
+    table; switching a new SQLite file to WAL could fail at once with "database is locked" (about one
+    process in three with two `course grade` commands; rarer with forked openers, hence 200 rounds), because
+    SQLite does not always wait on its busy handler there."""
+    context = multiprocessing.get_context("fork")
+    errors = context.Queue()
+    for round_ in range(200):
+        barrier = context.Barrier(2)
+        path = tmp_path / f"jobs-{round_}.db"
+        openers = [context.Process(target=_open_job_table, args=(path, barrier, errors)) for _ in range(2)]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join(timeout=60)
+            assert opener.exitcode == 0
+    assert errors.empty(), errors.get()
