@@ -26,6 +26,7 @@ from autograder import sandbox, wire
 from autograder.student_process import StudentGone, StudentProcess, describe_exit
 
 START_TIMEOUT_S = 120.0
+IMPORT_NICENESS = 10  # the template's priority while it imports (zygote.main resets it to 0)
 
 
 def warm_available() -> bool:
@@ -130,8 +131,11 @@ class Template(TemplateLink):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         super().__init__(slot, self.uid_claim.uid, inbox, limits or sandbox.Limits(), ours)
         argv = sandbox.template_argv(root / "staged", self.inbox, theirs.fileno(), self.limits, list(preload))
+        # At low priority while it imports numpy/torch, so that where cores are short (start-up on 2 cores)
+        # the forkserver, which the judges wait for, goes first; the zygote takes priority 0 again before it
+        # forks any student.
         self.process = subprocess.Popen(
-            argv,
+            ["nice", "-n", str(IMPORT_NICENESS), *argv],
             env=sandbox.environment("/scratch"),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -246,6 +246,16 @@ def test_a_worker_whose_warm_up_fails_keeps_grading(released, monkeypatch):
     assert kind == "done" and result.score == 9
 
 
+@pytest.mark.skipif(not warm_available(), reason="warm templates need root and bubblewrap")
+def test_students_run_at_normal_priority_though_templates_import_at_a_low_one(released):
+    """Templates import numpy/torch at niceness 10 (warm.IMPORT_NICENESS), so that the forkserver goes first
+    on a machine short of cores; the zygote resets itself to 0 before it forks students."""
+    submit(released, "ps1", "ada", extra_cells=["import os\nprint('niceness', os.getpriority(os.PRIO_PROCESS, 0))"])
+    result = {r.student: r for r in grade_batch(released, "ps1", workers=1, show_progress=False).results}["ada"]
+    assert result.score == 9
+    assert "niceness 0" in (released.autograded_dir / "ada" / "ps1" / "ps1.ipynb").read_text()
+
+
 def _sandboxes_below(process) -> list:
     return [p for p in process.children(recursive=True) if p.name() == "bwrap"]
 
