@@ -94,7 +94,7 @@ class GradingSlot:
         self.course = Course.load(course_root)
         self.assignments: dict[str, tuple] = {}
         self.template = TemplateLink.adopt(handoff) if handoff is not None else None
-        self.template_key: tuple[str, bool] | None = handoff.key if handoff is not None else None
+        self.template_key = self._template_key(handoff.assignment, handoff.limits) if handoff is not None else None
 
     def _assignment(self, assignment: str) -> tuple:
         from autograder.grade import AssignmentSource, Timeouts
@@ -110,7 +110,7 @@ class GradingSlot:
 
         if not warm_available():
             return None
-        key = (assignment, limits.gpu)
+        key = self._template_key(assignment, limits)
         if self.template is not None and (self.template_key != key or not self.template.alive):
             self.template.close()
             self.template = None
@@ -134,6 +134,11 @@ class GradingSlot:
         return grade_submission(
             source, Path(folder), student, timeouts, limits, self.slot, launcher, cache, part, stop_after_loss
         )
+
+    @staticmethod
+    def _template_key(assignment: str, limits: Limits) -> tuple[str, bool]:
+        """A template serves one assignment (its preloads) with or without the GPU bound in."""
+        return assignment, limits.gpu
 
     @staticmethod
     def limits(part: str) -> Limits:
@@ -237,7 +242,7 @@ class LocalPool:
         if slot in self.workers and template is not None:  # a replacement: its predecessor used that template
             self.templates.pop(slot).close()
             template = None
-        handoff = template.handoff((self.assignment, template.limits.gpu)) if template is not None else None
+        handoff = template.handoff(self.assignment) if template is not None else None
         ours, theirs = self.context.Pipe()
         process = self.context.Process(
             target=worker_main, args=(slot, str(self.course.root), self.assignment, theirs, handoff), daemon=True

@@ -43,7 +43,7 @@ class TemplateHandoff:
     uid: int | None
     inbox: Path
     limits: sandbox.Limits
-    key: tuple  # what it was launched for: (assignment, gpu); a worker needing another closes the link
+    assignment: str  # what it was launched for (with limits.gpu); a worker needing another closes the link
     control: socket.socket
 
 
@@ -112,6 +112,9 @@ class TemplateLink:
 
     def close(self) -> None:
         self.broken = True
+        self._close_socket()
+
+    def _close_socket(self) -> None:
         self.reader.close()
         self.control.close()
 
@@ -149,14 +152,13 @@ class Template(TemplateLink):
     def alive(self) -> bool:
         return self.process.poll() is None and not self.broken
 
-    def handoff(self, key: tuple) -> TemplateHandoff:
+    def handoff(self, assignment: str) -> TemplateHandoff:
         """For the worker that will use this template. After the worker has started, call
         forget_link(): from then on this process only owns the template (and kills it on close)."""
-        return TemplateHandoff(self.slot, self.uid, self.inbox, self.limits, key, self.control)
+        return TemplateHandoff(self.slot, self.uid, self.inbox, self.limits, assignment, self.control)
 
     def forget_link(self) -> None:
-        self.reader.close()
-        self.control.close()
+        self._close_socket()
 
     def close(self) -> None:
         try:
