@@ -1,10 +1,10 @@
 """The local execution backend: a pool of grading workers and one coordinator.
 
-Each worker owns a slot (its own sandbox uid), a warm template (numpy/torch imported once, one fork per
-submission) and the judge's warm per-assignment state. The coordinator hands out one submission (or one
-part of one, see parts.py) at a time, and is the only writer of the job table, the gradebook and the
-reports. A worker that dies is replaced; its submission is tried again, up to MAX_ATTEMPTS, then
-recorded as failed with the reason.
+Each worker owns a slot (its own sandbox uid), a warm template (numpy/torch imported once for all the
+first workers, one fork per submission) and the judge's warm per-assignment state. The coordinator
+hands out one submission (or one part of one, see parts.py) at a time, and is the only writer of the
+job table, the gradebook and the reports. A worker that dies is replaced; its submission is tried
+again, up to MAX_ATTEMPTS, then recorded as failed with the reason.
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ class GradingSlot:
         self.course = Course.load(course_root)
         self.assignments: dict[str, tuple] = {}
         self.template = TemplateLink.adopt(handoff) if handoff is not None else None
+        self.sandbox = None  # a warm.TemplateSandbox this worker launched itself (when it had none, or another)
         self.template_key = self._template_key(handoff.assignment, handoff.limits) if handoff is not None else None
 
     def _assignment(self, assignment: str) -> tuple:
@@ -106,16 +107,16 @@ class GradingSlot:
         return self.assignments[assignment]
 
     def _launcher(self, assignment: str, source, limits: Limits):
-        from autograder.warm import Template, warm_available
+        from autograder.warm import TemplateSandbox, warm_available
 
         if not warm_available():
             return None
         key = self._template_key(assignment, limits)
         if self.template is not None and (self.template_key != key or not self.template.alive):
-            self.template.close()
-            self.template = None
+            self._close_template()
         if self.template is None:
-            self.template = Template(self.slot, limits=limits, preload=source.template_imports())
+            self.sandbox = TemplateSandbox([self.slot], limits=limits, preload=source.template_imports())
+            self.template = self.sandbox.links[self.slot]
             self.template_key = key
         return self.template.spawn
 
@@ -152,10 +153,16 @@ class GradingSlot:
         self._launcher(assignment, source, self.limits(part))
         cache.warm(source.notebooks)
 
-    def close(self) -> None:
+    def _close_template(self) -> None:
         if self.template is not None:
             self.template.close()
             self.template = None
+        if self.sandbox is not None:
+            self.sandbox.close()
+            self.sandbox = None
+
+    def close(self) -> None:
+        self._close_template()
 
 
 def worker_main(slot: int, course_root: str, assignment: str, connection, handoff=None) -> None:
@@ -209,7 +216,7 @@ class LocalPool:
         )
         self.template_imports = source.template_imports()
         self.workers: dict[int, Worker] = {}
-        self.templates: dict = {}  # slot -> warm.Template launched here for that slot's first worker
+        self.templates = None  # warm.TemplateSandbox launched here: a template for each first worker
         self.starting: threading.Thread | None = None
 
     def start(self, jobs: int) -> None:
@@ -220,17 +227,17 @@ class LocalPool:
         self.starting.start()
 
     def _launch_templates(self, count: int) -> None:
-        """The templates import numpy/torch in their sandboxes while the forkserver imports the judge's
-        modules, instead of after it: a worker would launch its own template only once it has been forked
-        from the forkserver. Each first worker adopts its slot's template; this process owns it (kills it
-        on close) and a replacement worker launches its own."""
-        from autograder.warm import Template, warm_available
+        """One sandbox imports numpy/torch once, while the forkserver imports the judge's modules (instead
+        of after it: a worker would launch its own only once it has been forked from the forkserver), and
+        forks a template for each first worker. Each first worker adopts its slot's template; this process
+        owns the sandbox (kills it on close). A replacement worker launches its own: the template of the
+        worker it replaces cleans up and exits when that worker's end of the socket closes."""
+        from autograder.warm import TemplateSandbox, warm_available
 
         if not warm_available():
             return
         limits = GradingSlot.limits("all")
-        for slot in range(count):
-            self.templates[slot] = Template(slot, limits=limits, preload=self.template_imports)
+        self.templates = TemplateSandbox(list(range(count)), limits=limits, preload=self.template_imports)
 
     def _start_all(self, jobs: int) -> None:
         for slot in range(min(self.size, jobs)):
@@ -238,19 +245,16 @@ class LocalPool:
                 self._start(slot)
 
     def _start(self, slot: int) -> Worker:
-        template = self.templates.get(slot)
-        if slot in self.workers and template is not None:  # a replacement: its predecessor used that template
-            self.templates.pop(slot).close()
-            template = None
-        handoff = template.handoff(self.assignment) if template is not None else None
+        fresh = self.templates is not None and slot in self.templates.links  # not yet handed to a worker
+        handoff = self.templates.handoff(slot, self.assignment) if fresh else None
         ours, theirs = self.context.Pipe()
         process = self.context.Process(
             target=worker_main, args=(slot, str(self.course.root), self.assignment, theirs, handoff), daemon=True
         )
         process.start()
         theirs.close()
-        if template is not None:
-            template.forget_link()
+        if fresh:
+            self.templates.forget_link(slot)
         worker = Worker(slot, process, ours)
         self.workers[slot] = worker
         return worker
@@ -317,6 +321,6 @@ class LocalPool:
             if worker.process.is_alive():
                 worker.process.kill()
         self.workers = {}
-        for template in self.templates.values():
-            template.close()
-        self.templates = {}
+        if self.templates is not None:
+            self.templates.close()
+            self.templates = None

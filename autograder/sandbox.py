@@ -240,7 +240,21 @@ def _gpu_binds(limits: Limits) -> list[str]:
     return [*binds, "--ro-bind", "/sys", "/sys"] if binds else binds
 
 
-def _bwrap(staged: Path, files: Path, files_at: str, scratch_perms: str, limits: Limits) -> list[str]:
+def _scratch(perms: str, limits: Limits, slots: int | None) -> list[str]:
+    """One size-limited tmpfs at /scratch; or, for a sandbox of warm templates (`slots`), a dir /scratch
+    with one such tmpfs per template slot (/scratch/0, /scratch/1, ...): a student who fills their scratch
+    never fills another worker's."""
+    if slots is None:
+        return ["--perms", perms, "--size", str(limits.scratch_bytes), "--tmpfs", "/scratch"]
+    mounts = ["--perms", "0755", "--dir", "/scratch"]
+    for index in range(slots):
+        mounts += ["--perms", perms, "--size", str(limits.scratch_bytes), "--tmpfs", f"/scratch/{index}"]
+    return mounts
+
+
+def _bwrap(
+    staged: Path, files: Path, files_at: str, scratch_perms: str, limits: Limits, slots: int | None = None
+) -> list[str]:
     """The sandbox both kinds of student process share. /tmp and /dev/shm are read-only for students:
     their only writable place is the size-limited scratch tmpfs (HOME and TMPDIR point there)."""
     return [
@@ -260,21 +274,22 @@ def _bwrap(staged: Path, files: Path, files_at: str, scratch_perms: str, limits:
         *_hidden_files(),
         "--ro-bind", str(staged), "/sandbox",
         "--ro-bind", str(files), files_at,
-        "--perms", scratch_perms, "--size", str(limits.scratch_bytes), "--tmpfs", "/scratch",
+        *_scratch(scratch_perms, limits, slots),
         "--chdir", "/scratch",
         "--hostname", "student",
     ]  # fmt: skip
 
 
-def template_argv(staged: Path, inbox: Path, control_fd: int, limits: Limits, preload: list[str]) -> list[str]:
-    """bubblewrap running the warm template (zygote.py) as the sandbox's root, for one worker."""
+def template_argv(staged: Path, inbox: Path, control_fds: list[int], limits: Limits, preload: list[str]) -> list[str]:
+    """bubblewrap running the zygote (zygote.py) as the sandbox's root: it imports `preload` once, then
+    forks one warm template per control socket, i.e. per worker slot. Slot i has /inbox/i (inbox/i here)
+    and its own scratch tmpfs /scratch/i, in which it makes one private folder per submission."""
     code = (
         "import runpy, sys; sys.path[:0] = ['/sandbox/runner', '/sandbox/lib']; "
         "runpy.run_path('/sandbox/runner/zygote.py', run_name='__main__')"
     )
-    # /scratch belongs to the template; it makes one private folder per submission inside it.
-    argv = _bwrap(staged, inbox, "/inbox", "0755", limits)
-    return [*argv, sys.executable, "-I", "-c", code, str(control_fd), ",".join(preload)]
+    argv = _bwrap(staged, inbox, "/inbox", "0755", limits, slots=len(control_fds))
+    return [*argv, sys.executable, "-I", "-c", code, ",".join(map(str, control_fds)), ",".join(preload)]
 
 
 def _bootstrap(paths: list[str], runner: str, copy_from: str | None = None, uid: int | None = None) -> str:

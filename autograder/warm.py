@@ -1,8 +1,10 @@
-"""Warm student processes: one long-lived sandbox per worker, holding a template (`zygote.py`) that has
-imported numpy/torch/course_utils once and forks a fresh student process per submission.
+"""Warm student processes: one long-lived sandbox holding warm templates (`zygote.py`): numpy, torch
+and course_utils are imported once, then each worker slot gets a template of its own that forks a fresh
+student process per submission.
 
 Isolation is the same as a cold start: the same bubblewrap sandbox (no network, read-only system,
-nothing of the course visible), a private scratch folder per submission, the worker slot's own uid,
+nothing of the course visible), a private scratch folder per submission in the slot's own tmpfs, the
+slot's own uid (so other slots' students cannot read its inbox or scratch, nor signal its processes),
 the same rlimits, and every process of that uid killed when the submission ends. Warm templates need
 the grader to run as root (to give students a uid of their own); otherwise `course grade` uses cold
 sandboxes.
@@ -35,8 +37,8 @@ def warm_available() -> bool:
 
 @dataclass
 class TemplateHandoff:
-    """A running template handed to the grading worker that will use it; the process stays its launcher's
-    (LocalPool launches the first workers' templates itself, see pool.py). Picklable: multiprocessing
+    """A slot's running template handed to the grading worker that will use it; the sandbox stays its
+    launcher's (LocalPool launches one for its first workers, see pool.py). Picklable: multiprocessing
     passes the socket to the worker."""
 
     slot: int
@@ -48,8 +50,9 @@ class TemplateHandoff:
 
 
 class TemplateLink:
-    """A worker's side of a warm template: its control socket and inbox. Used as is for a template handed
-    over by the pool (TemplateHandoff); Template below is one this process launches and owns."""
+    """A worker's side of its slot's warm template: the control socket and the slot's inbox folder. The
+    sandbox that holds the template belongs to whoever launched it (TemplateSandbox below): the pool,
+    which hands the link over (TemplateHandoff), or the worker itself."""
 
     def __init__(self, slot: int, uid: int | None, inbox: Path, limits: sandbox.Limits, control: socket.socket):
         self.slot = slot
@@ -59,7 +62,7 @@ class TemplateLink:
         self.control = control
         self.reader = control.makefile("rb")
         self.jobs = 0
-        self.ready = False  # the template imports numpy/torch while the worker warms its judge
+        self.ready = False  # the zygote imports numpy/torch while the worker warms its judge
         self.broken = False
 
     @classmethod
@@ -111,54 +114,66 @@ class TemplateLink:
         return WarmStudentProcess(self, job)
 
     def close(self) -> None:
+        """Close our end: the template kills whatever its students left and exits."""
         self.broken = True
-        self._close_socket()
-
-    def _close_socket(self) -> None:
         self.reader.close()
         self.control.close()
 
 
-class Template(TemplateLink):
-    """The sandbox + zygote of one worker, launched (and, on close, killed) by this process."""
+class TemplateSandbox:
+    """One bubblewrap sandbox holding a warm template for each of `slots`, launched (and, on close,
+    killed) by this process. numpy/torch are imported once for all of them: a second worker's template
+    costs a fork, not another second of imports. Each slot gets its own uid, inbox folder (readable by
+    that uid only), scratch tmpfs and control socket: `links[slot]`."""
 
-    def __init__(self, slot: int, limits: sandbox.Limits | None = None, preload: list[str] = ()):
-        self.uid_claim = sandbox.UidClaim(preferred=slot)
-        self.folder = tempfile.TemporaryDirectory(prefix=f"template-{slot}-")
+    def __init__(self, slots: list[int], limits: sandbox.Limits | None = None, preload: list[str] = ()):
+        self.limits = limits or sandbox.Limits()
+        self.uid_claims = [sandbox.UidClaim(preferred=slot) for slot in slots]
+        self.folder = tempfile.TemporaryDirectory(prefix="templates-")
         root = Path(self.folder.name)
         root.chmod(0o755)
         sandbox.stage_runner(root / "staged")
-        inbox = root / "inbox"
-        inbox.mkdir()
-        inbox.chmod(0o755)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        super().__init__(slot, self.uid_claim.uid, inbox, limits or sandbox.Limits(), ours)
-        argv = sandbox.template_argv(root / "staged", self.inbox, theirs.fileno(), self.limits, list(preload))
+        (root / "inbox").mkdir()
+        (root / "inbox").chmod(0o755)
+        self.links: dict[int, TemplateLink] = {}
+        theirs = []
+        for index, (slot, claim) in enumerate(zip(slots, self.uid_claims, strict=True)):
+            inbox = root / "inbox" / str(index)  # /inbox/<index> in the sandbox, where template <index> looks
+            inbox.mkdir(mode=0o700)
+            if claim.uid is not None:
+                os.chown(inbox, claim.uid, claim.uid)
+            ours, their_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.links[slot] = TemplateLink(slot, claim.uid, inbox, self.limits, ours)
+            theirs.append(their_end)
+        fds = [end.fileno() for end in theirs]
+        argv = sandbox.template_argv(root / "staged", root / "inbox", fds, self.limits, list(preload))
         # At low priority while it imports numpy/torch, so that where cores are short (start-up on 2 cores)
         # the forkserver, which the judges wait for, goes first; the zygote takes priority 0 again before it
-        # forks any student.
+        # forks the templates.
         self.process = subprocess.Popen(
             ["nice", "-n", str(IMPORT_NICENESS), *argv],
             env=sandbox.environment("/scratch"),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            pass_fds=(theirs.fileno(),),
+            pass_fds=fds,
             start_new_session=True,
         )
-        theirs.close()
+        for end in theirs:
+            end.close()
 
     @property
     def alive(self) -> bool:
-        return self.process.poll() is None and not self.broken
+        return self.process.poll() is None
 
-    def handoff(self, assignment: str) -> TemplateHandoff:
-        """For the worker that will use this template. After the worker has started, call
-        forget_link(): from then on this process only owns the template (and kills it on close)."""
-        return TemplateHandoff(self.slot, self.uid, self.inbox, self.limits, assignment, self.control)
+    def handoff(self, slot: int, assignment: str) -> TemplateHandoff:
+        """For the worker that will use slot's template. After the worker has started, call
+        forget_link(slot): from then on this process only owns the sandbox (and kills it on close)."""
+        link = self.links[slot]
+        return TemplateHandoff(slot, link.uid, link.inbox, link.limits, assignment, link.control)
 
-    def forget_link(self) -> None:
-        self._close_socket()
+    def forget_link(self, slot: int) -> None:
+        self.links.pop(slot).close()
 
     def close(self) -> None:
         try:
@@ -166,8 +181,11 @@ class Template(TemplateLink):
         except ProcessLookupError:
             pass
         self.process.wait()
-        super().close()
-        self.uid_claim.release()
+        for link in self.links.values():
+            link.close()
+        self.links = {}
+        for claim in self.uid_claims:
+            claim.release()
         self.folder.cleanup()
 
 

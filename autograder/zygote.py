@@ -1,15 +1,20 @@
-"""The warm template: a process inside the sandbox that has imported numpy, torch and course_utils once
-and forks one fresh student process per submission.
+"""The warm templates: one process inside the sandbox imports numpy, torch and course_utils once, then
+forks one template per worker slot; each template forks one fresh student process per submission.
 
-It runs as the sandbox's root (bubblewrap started by root, no user namespace), never runs student
-code itself, and gives each child a private scratch folder, the worker slot's own unprivileged uid,
+The zygote runs as the sandbox's root and pid 1 (bubblewrap started by root, no user namespace) and
+only reaps once its templates are forked. A template never runs student code itself: it gives each
+child a private scratch folder in its slot's own tmpfs (/scratch/<i>), the slot's own unprivileged uid,
 rlimits and a parent-death signal before the child starts `student_runner`. After each submission it
 kills every process of that uid and deletes the scratch folder, so nothing of one submission survives
-into the next. CUDA is never touched here: a child that wants a GPU initialises it itself.
+into the next; when its worker goes (the control socket closes) it does the same and exits. CUDA is
+never touched here: a child that wants a GPU initialises it itself.
 
-Protocol (one JSON line per message over a unix socket; file descriptors ride along with "spawn"):
+Protocol (one JSON line per message over each slot's unix socket; file descriptors ride along with
+"spawn"):
+  (ready)                                                           <- {"ok", "ready"} once, unasked
   spawn  {"job", "uid", "limits"} + fds (requests in, answers out)  -> {"ok", "pid"}
   signal {"pid", "signal"}                                          -> {"ok"}
+  status {"pid"}                                                    -> {"ok", "status"}
   finish {"job", "uid", "pid"}                                      -> {"ok", "status"}
 """
 
@@ -25,8 +30,17 @@ import socket
 import sys
 import time
 
-SCRATCH = "/scratch"
-INBOX = "/inbox"
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+
+class Slot:
+    """Where one template's submissions live: /scratch/<i> (its tmpfs) and /inbox/<i>."""
+
+    def __init__(self, index: int):
+        self.scratch = f"/scratch/{index}"
+        self.inbox = f"/inbox/{index}"
+        self.uids: set[int] = set()  # every uid it forked a student as: swept when the template exits
 
 
 def _preload(modules: list[str]) -> None:
@@ -43,8 +57,8 @@ def _preload(modules: list[str]) -> None:
             pass
 
 
-def _copy_inbox(job: str) -> None:
-    source = os.path.join(INBOX, job)
+def _copy_inbox(slot: Slot, job: str) -> None:
+    source = os.path.join(slot.inbox, job)
     for folder, _, files in os.walk(source):
         target = os.path.relpath(folder, source)
         os.makedirs(target, exist_ok=True)
@@ -52,22 +66,22 @@ def _copy_inbox(job: str) -> None:
             shutil.copyfile(os.path.join(folder, name), os.path.join(target, name))
 
 
-def _become_student(job: str, uid: int, limits: dict, request_fd: int, answer_fd: int) -> None:
+def _become_student(slot: Slot, job: str, uid: int, limits: dict, request_fd: int, answer_fd: int) -> None:
     """In the forked child: confine ourselves, then serve the judge. Never returns."""
     try:
         os.setsid()
         for name, value in limits.items():
             which = getattr(resource, name)
             resource.setrlimit(which, (value, value))
-        workdir = os.path.join(SCRATCH, job)
+        workdir = os.path.join(slot.scratch, job)
         os.chdir(workdir)
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the template
-        _copy_inbox(job)
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the template
+        _copy_inbox(slot, job)
         os.environ.update({"HOME": workdir, "TMPDIR": workdir})
-        if "tempfile" in sys.modules:  # the template's cached temp dir (/scratch) is not the student's to write
+        if "tempfile" in sys.modules:  # the zygote's cached temp dir (/scratch) is not the student's to write
             sys.modules["tempfile"].tempdir = None
         sys.path.insert(0, workdir)
         import student_runner
@@ -99,8 +113,15 @@ def _processes_of(uid: int) -> list[int]:
     return pids
 
 
-def _finish(job: str, uid: int, pid: int) -> str:
+def _finish(slot: Slot, job: str, uid: int, pid: int) -> str:
     """Kill everything the submission started, reap it, remove its scratch folder."""
+    _kill_all_of(uid)
+    status = EXIT_STATUS.pop(pid, None)
+    shutil.rmtree(os.path.join(slot.scratch, job), ignore_errors=True)
+    return status or "ended"
+
+
+def _kill_all_of(uid: int) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         alive = _processes_of(uid)
@@ -112,17 +133,14 @@ def _finish(job: str, uid: int, pid: int) -> str:
             except ProcessLookupError:
                 pass
         _wait_gone(alive, until=min(deadline, time.monotonic() + 0.05))
-    status = EXIT_STATUS.pop(pid, None)
-    shutil.rmtree(os.path.join(SCRATCH, job), ignore_errors=True)
-    return status or "ended"
 
 
 EXIT_STATUS: dict[int, str] = {}
 
 
 def _wait_gone(pids: list[int], until: float) -> None:
-    """Reap our children among the killed `pids` and wait, in 1 ms steps, until none is left in /proc (one
-    reparented elsewhere is reaped by the sandbox's init); then _finish looks again for the uid's processes."""
+    """Reap our children among the killed `pids` (the template is their subreaper: orphans of a student
+    come back to it) and wait, in 1 ms steps, until none is left in /proc; then _kill_all_of looks again."""
     while True:
         _reap()
         if not any(os.path.exists(f"/proc/{pid}") for pid in pids) or time.monotonic() > until:
@@ -144,7 +162,7 @@ def _reap() -> None:
             EXIT_STATUS[pid] = f"exit:{os.WEXITSTATUS(status)}"
 
 
-def serve(control: socket.socket) -> None:
+def serve(control: socket.socket, slot: Slot) -> None:
     while True:
         _reap()
         message, fds, _, _ = socket.recv_fds(control, 65536, 4)
@@ -155,13 +173,14 @@ def serve(control: socket.socket) -> None:
             op = request["op"]
             if op == "spawn":
                 request_fd, answer_fd = fds
-                workdir = os.path.join(SCRATCH, request["job"])
+                workdir = os.path.join(slot.scratch, request["job"])
                 os.mkdir(workdir, 0o700)
                 os.chown(workdir, request["uid"], request["uid"])
+                slot.uids.add(request["uid"])
                 pid = os.fork()
                 if pid == 0:
                     control.close()
-                    _become_student(request["job"], request["uid"], request["limits"], request_fd, answer_fd)
+                    _become_student(slot, request["job"], request["uid"], request["limits"], request_fd, answer_fd)
                 os.close(request_fd)
                 os.close(answer_fd)
                 reply = {"ok": True, "pid": pid}
@@ -173,7 +192,7 @@ def serve(control: socket.socket) -> None:
                 reply = {"ok": True}
             elif op == "finish":
                 _reap()
-                reply = {"ok": True, "status": _finish(request["job"], request["uid"], int(request["pid"]))}
+                reply = {"ok": True, "status": _finish(slot, request["job"], request["uid"], int(request["pid"]))}
             elif op == "status":
                 _reap()
                 reply = {"ok": True, "status": EXIT_STATUS.get(int(request["pid"]))}
@@ -182,15 +201,46 @@ def serve(control: socket.socket) -> None:
             control.sendall(json.dumps(reply).encode() + b"\n")
 
 
+def _template(control: socket.socket, index: int) -> None:
+    """In a forked child of the zygote: serve one worker slot until its worker goes. Never returns."""
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of its students come back to it
+        slot = Slot(index)
+        control.sendall(b'{"ok": true, "ready": true}\n')
+        try:
+            serve(control, slot)
+        finally:
+            for uid in slot.uids:  # the worker went mid-submission: leave nothing of it behind
+                _kill_all_of(uid)
+    except BaseException:  # noqa: BLE001 -- whatever happens, the child must not return into the zygote
+        pass
+    os._exit(0)
+
+
 def main() -> None:
-    control = socket.socket(fileno=int(sys.argv[1]))
+    controls = [socket.socket(fileno=int(fd)) for fd in sys.argv[1].split(",")]
     _preload([name for name in sys.argv[2].split(",") if name])
     try:  # launched at low priority for its imports (warm.IMPORT_NICENESS); students run at normal priority
         os.setpriority(os.PRIO_PROCESS, 0, 0)
     except OSError:
         pass
-    control.sendall(b'{"ok": true, "ready": true}\n')
-    serve(control)
+    for index, control in enumerate(controls):
+        if os.fork() == 0:
+            for other in controls:
+                if other is not control:
+                    other.close()
+            _template(control, index)
+    for control in controls:
+        control.close()
+    # pid 1 of the sandbox: reap templates (and any orphan of a template that died) until none is left;
+    # then the sandbox ends.
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
 
 
 if __name__ == "__main__":

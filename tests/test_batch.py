@@ -18,7 +18,7 @@ from autograder.jobs import JobTable, table_path
 from autograder.judge import JudgeCache
 from autograder.pool import Job, LocalPool
 from autograder.release import release
-from autograder.warm import Template, warm_available
+from autograder.warm import TemplateSandbox, warm_available
 from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, make_test_squares_crash_the_worker, submit
 
 
@@ -55,11 +55,13 @@ def test_nothing_survives_from_one_submission_to_the_next_on_the_same_worker(rel
         "found = glob.glob('/scratch/**/marker*', recursive=True)\n"
         "found += glob.glob('/tmp/marker') + glob.glob('/dev/shm/m*')\n"
         "print('LEFTOVER FILES', found) if found else print('NO LEFTOVER FILES')\n"
-        "others = [p for p in os.listdir('/proc') if p.isdigit() and int(p) not in (1, os.getpid())]\n"
+        "mine = [p for p in os.listdir('/proc') if p.isdigit() and os.stat('/proc/' + p).st_uid == os.getuid()]\n"
+        "others = [p for p in mine if int(p) != os.getpid()]\n"
         "print('LEFTOVER PROCESSES', others) if others else print('NO LEFTOVER PROCESSES')\n"
     )
     source = AssignmentSource.load(released, "ps1")
-    template = Template(slot=41, preload=source.template_imports())
+    sandbox = TemplateSandbox([41], preload=source.template_imports())
+    template = sandbox.links[41]
     cache = JudgeCache()
     try:
         first = submit(released, "ps1", "first", {"squares": polluter + SQUARES_OK, "mean": MEAN_OK})
@@ -67,7 +69,7 @@ def test_nothing_survives_from_one_submission_to_the_next_on_the_same_worker(rel
         grade_submission(source, first, "first", launcher=template.spawn, cache=cache)
         result = grade_submission(source, second, "second", launcher=template.spawn, cache=cache)
     finally:
-        template.close()
+        sandbox.close()
     text = _outputs(result)
     assert "CLEAN NUMPY" in text and "NO LEFTOVER FILES" in text and "NO LEFTOVER PROCESSES" in text, text
     assert result.score == 6  # normalise was left blank
@@ -77,11 +79,11 @@ def test_nothing_survives_from_one_submission_to_the_next_on_the_same_worker(rel
 def test_a_forked_student_writes_temporary_files_in_its_own_scratch_folder(tmp_path):
     """torch caches tempfile's folder while the template imports it; each student must get its own
     (torch.optim's first step creates a cache folder there: it failed with PermissionError)."""
-    template = Template(slot=42, preload=["numpy", "torch"])
+    sandbox = TemplateSandbox([42], preload=["numpy", "torch"])
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     try:
-        with template.spawn(inputs) as student:
+        with sandbox.links[42].spawn(inputs) as student:
             answer = student.run_cell(
                 "import os, tempfile\n"
                 "path = os.path.join(tempfile.gettempdir(), 'probe')\n"
@@ -91,9 +93,61 @@ def test_a_forked_student_writes_temporary_files_in_its_own_scratch_folder(tmp_p
                 "probe",
             )
     finally:
-        template.close()
+        sandbox.close()
     assert answer.get("error") is None, answer["error"]
-    assert answer["stdout"].startswith("TEMP /scratch/job"), answer["stdout"]
+    assert answer["stdout"].startswith("TEMP /scratch/0/job1"), answer["stdout"]
+
+
+def _processes_of(uid: int) -> list[int]:
+    return [p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid]
+
+
+@pytest.mark.skipif(not warm_available(), reason="warm templates need root and bubblewrap")
+def test_templates_sharing_a_sandbox_keep_their_students_apart(tmp_path):
+    """Two worker slots' templates in one sandbox (numpy imported once): a student of one slot cannot read
+    the other slot's inbox or scratch nor kill its student; when one worker goes, its template kills what its
+    students left and exits, and the other slot keeps grading."""
+    sandbox = TemplateSandbox([43, 44], preload=["numpy"])
+    ada_slot, bob_slot = sandbox.links[43], sandbox.links[44]  # /inbox/0, /scratch/0 and /inbox/1, /scratch/1
+    empty, answers = tmp_path / "empty", tmp_path / "answers"
+    empty.mkdir()
+    answers.mkdir()
+    (answers / "answers.txt").write_text("bob's answers")
+    probe = (
+        "import os\n"
+        "for path in ['/inbox/1/job1/answers.txt', '/scratch/1/job1/answers.txt']:\n"
+        "    try:\n"
+        "        open(path).read()\n"
+        "        print('READ', path)\n"
+        "    except OSError as error:\n"
+        "        print('DENIED', path, type(error).__name__)\n"
+        "try:\n"
+        "    os.kill(BOB, 9)\n"
+        "    print('KILLED BOB')\n"
+        "except OSError as error:\n"
+        "    print('CANNOT KILL BOB', type(error).__name__)\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    time.sleep(600)\n"
+    )
+    try:
+        with bob_slot.spawn(answers) as bob:
+            bob_pid = bob.run_cell("import os\nprint(os.getpid())", 30)["stdout"].strip()
+            with ada_slot.spawn(empty) as ada:
+                seen = ada.run_cell("import time\nBOB = " + bob_pid + "\n" + probe, 30)["stdout"]
+                assert "READ" not in seen and seen.count("DENIED") == 2, seen
+                assert "CANNOT KILL BOB PermissionError" in seen, seen
+                assert len(_processes_of(ada_slot.uid)) == 2  # ada and the sleeper she left behind
+                ada_slot.close()  # ada's worker goes
+                deadline = time.monotonic() + 20
+                while _processes_of(ada_slot.uid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert _processes_of(ada_slot.uid) == []
+            assert bob.run_cell("print('still here')", 30)["stdout"] == "still here\n"
+        with bob_slot.spawn(answers) as next_student:
+            assert next_student.run_cell("print(open('answers.txt').read())", 30)["stdout"] == "bob's answers\n"
+    finally:
+        sandbox.close()
 
 
 def _batch(course):
@@ -262,16 +316,16 @@ def _sandboxes_below(process) -> list:
 
 @pytest.mark.skipif(not warm_available(), reason="warm templates need root and bubblewrap")
 def test_the_first_workers_use_templates_the_pool_launched_before_them(released):
-    """LocalPool.start launches one template per first worker right away, so the templates import torch
-    while the forkserver does; each worker adopts its own, none launches another; close kills them."""
+    """LocalPool.start launches one sandbox holding a template per first worker right away, so that numpy and
+    torch are imported once, while the forkserver imports them; each worker adopts its slot's template,
+    none launches another; close kills the sandbox."""
     for student in ("ada", "bob", "cy"):
         submit(released, "ps1", student)
     jobs = [Job(s, f, "digest") for s, f in submissions(released, "ps1")]
     pool = LocalPool(released, "ps1", workers=2, job_timeout_s=120)
     pool.start(len(jobs))
-    ours = {t.process.pid for t in pool.templates.values()}
-    direct = {p.pid for p in psutil.Process().children() if p.name() == "bwrap"}
-    assert len(ours) == 2 and direct == ours
+    direct = {p.pid for p in psutil.Process().children() if p.name() in ("nice", "bwrap")}  # nice execs bwrap
+    assert direct == {pool.templates.process.pid} and len(pool.templates.uid_claims) == 2
     seen, results = [], {}
 
     def on_result(job, kind, payload):
