@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import nbformat
+from nbformat.v4 import nbjson
 from tqdm import tqdm
 
 from autograder import cells, parts
@@ -115,7 +116,9 @@ def _write_notebooks(course: Course, table: JobTable, job: Job, result: Submissi
             on_disk = nbformat.read(path, as_version=4)
             base, gpu = (notebook, on_disk) if job.part == "cpu" else (on_disk, notebook)
             notebook = parts.merge_notebook(base, gpu, gpu_ids)
-        nbformat.write(notebook, path)
+        # nbformat's own JSON writer, as nbformat.write uses it, without validating again: the grader built
+        # these cells itself (tests/test_grade.py validates its notebooks); half the cost per submission
+        path.write_text(nbjson.writes(notebook) + "\n", encoding="utf-8")
 
 
 def _executor(course: Course, assignment: str, backend: str, workers: int, job_timeout: float, table: JobTable,

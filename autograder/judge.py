@@ -234,15 +234,14 @@ class Judge:
         wanted -= set(dir(builtins))
         if not wanted:
             return
-        student_names = self.process.names()
-        for name in sorted(wanted & set(student_names)):
-            kind = student_names[name]
-            if kind.startswith("module:"):
-                value = self._judge_module(kind.removeprefix("module:"))
+        modules, values = self.link.bind(sorted(wanted))  # one round trip for all of them
+        for name in sorted(modules.keys() | values.keys()):
+            if name in modules:
+                value = self._judge_module(modules[name])
                 if value is None:
                     continue
             else:
-                value = self.link.get(name)
+                value = values[name]
             self.namespace[name] = value
             self.bound_from_student.add(name)
 

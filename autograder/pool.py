@@ -267,16 +267,20 @@ class LocalPool:
         if self.starting is not None:
             self.starting.join()
         self._start_all(len(jobs))
+
+        def dispatch(worker: Worker) -> None:
+            if worker.job is None and queue:
+                worker.job = queue.popleft()
+                worker.job.attempts = on_start(worker.job)
+                worker.started = time.monotonic()
+                worker.connection.send(
+                    (worker.job.student, str(worker.job.folder), worker.job.part, worker.job.stop_after_loss)
+                )
+
         try:
             while queue or any(w.job for w in self.workers.values()):
                 for worker in self.workers.values():
-                    if worker.job is None and queue:
-                        worker.job = queue.popleft()
-                        worker.job.attempts = on_start(worker.job)
-                        worker.started = time.monotonic()
-                        worker.connection.send(
-                            (worker.job.student, str(worker.job.folder), worker.job.part, worker.job.stop_after_loss)
-                        )
+                    dispatch(worker)
                 busy = [w for w in self.workers.values() if w.job is not None]
                 ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], timeout=1.0)
                 for worker in list(busy):
@@ -300,6 +304,8 @@ class LocalPool:
                             queue.append(job)
                             continue
                         payload = f"{payload}; gave up after {job.attempts} attempts"
+                    elif kind in ("done", "grader_error"):
+                        dispatch(worker)  # the next submission first: the worker grades while we record this one
                     on_result(job, kind, payload)
         except BaseException:  # Ctrl-C or a course error: stop now, do not wait for running jobs
             for worker in self.workers.values():

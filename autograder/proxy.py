@@ -119,3 +119,16 @@ class StudentLink:
 
     def get(self, name: str):
         return self.ask({"op": "get", "name": name})
+
+    def bind(self, names: list[str]) -> tuple[dict[str, str], dict]:
+        """Which of `names` the student defined, in one request: (modules: name -> module name, values:
+        name -> data or StudentObject). Whatever else the student process answers is ignored."""
+        answer = self.ask({"op": "bind", "names": names})
+        if not isinstance(answer, dict):
+            return {}, {}
+        wanted = set(names)
+        modules = answer.get("modules") if isinstance(answer.get("modules"), dict) else {}
+        values = answer.get("values") if isinstance(answer.get("values"), dict) else {}
+        modules = {name: str(module) for name, module in modules.items() if name in wanted}
+        values = {name: value for name, value in values.items() if name in wanted and name not in modules}
+        return modules, values

@@ -160,13 +160,6 @@ class StudentProcess:
             "error": value.get("error") if isinstance(value.get("error"), dict) else None,
         }
 
-    def names(self, timeout: float = 30.0) -> dict[str, str]:
-        answer, buffers = self.request({"op": "names"}, timeout=timeout)
-        value = wire.decode(answer.get("value"), buffers, _no_handles) if answer.get("ok") else None
-        if not isinstance(value, list):
-            return {}
-        return {str(pair[0]): str(pair[1]) for pair in value if isinstance(pair, list) and len(pair) == 2}
-
 
 class ColdStudentProcess(StudentProcess):
     """A student process started from scratch: a new bubblewrap sandbox and a new Python."""

@@ -140,17 +140,21 @@ class Runner:
         result["stdout"], result["stderr"] = out.getvalue(), err.getvalue()
         return result
 
-    def names(self) -> list[list[str]]:
-        """The student's global names: [name, "module:<module name>"] for modules, [name, "value"] otherwise."""
-        listed = []
-        for name, value in list(self.namespace.items()):
+    def bind(self, wanted: list[str]) -> dict:
+        """Which of the `wanted` global names the student defined, in one answer: modules by name (the
+        judge binds its own copy of a module), everything else as its value (data, or a handle)."""
+        modules, values = {}, {}
+        for name in wanted:
             if name.startswith("__") or name in ("get_ipython", "In", "Out", "exit", "quit"):
                 continue
+            if name not in self.namespace:
+                continue
+            value = self.namespace[name]
             if isinstance(value, types.ModuleType):
-                listed.append([name, f"module:{getattr(value, '__name__', '')}"])
+                modules[name] = str(getattr(value, "__name__", ""))
             else:
-                listed.append([name, "value"])
-        return listed
+                values[name] = value
+        return {"modules": modules, "values": values}
 
     # --- requests ---------------------------------------------------------------------------------------
 
@@ -158,8 +162,8 @@ class Runner:
         op = request.get("op")
         if op == "run_cell":
             return self.run_cell(str(request["code"]), str(request.get("label", ""))[:100])
-        if op == "names":
-            return self.names()
+        if op == "bind":
+            return self.bind([str(name) for name in request.get("names", [])][:10_000])
         if op == "get":
             return self.namespace[str(request["name"])]
         target = self.decode(request.get("ref"), buffers) if "ref" in request else None

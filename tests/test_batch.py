@@ -338,6 +338,23 @@ def test_the_first_workers_use_templates_the_pool_launched_before_them(released)
     assert not _sandboxes_below(psutil.Process())
 
 
+def test_a_worker_gets_its_next_submission_before_the_last_one_is_recorded(released):
+    """Recording a result (gradebook, job table, autograded notebook) takes the coordinator tens of ms per
+    submission: the worker that produced it must already be grading its next one meanwhile."""
+    for student in ("ada", "bob", "cy"):
+        submit(released, "ps1", student)
+    jobs = [Job(s, f, "digest") for s, f in submissions(released, "ps1")]
+    pool = LocalPool(released, "ps1", workers=1, job_timeout_s=120)
+    pool.start(len(jobs))
+    busy_while_recording = []
+
+    def on_result(job, kind, payload):
+        busy_while_recording.append([w.job.student for w in pool.workers.values() if w.job is not None])
+
+    pool.run(jobs, lambda job: 1, on_result)
+    assert busy_while_recording == [["bob"], ["cy"], []]
+
+
 def test_templates_preload_torch_dynamo_only_for_students_that_train():
     """torch.optim's first step imports torch._dynamo (0.8 s): templates import it once when the students'
     code uses torch.optim; the judge always does (tests compare against torch.optim)."""

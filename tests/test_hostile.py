@@ -342,6 +342,33 @@ def test_printing_forged_results_and_frames_changes_nothing(course):
     assert result.score == 0
 
 
+def test_a_forged_answer_to_the_name_lookup_binds_only_the_students_own_names(course):
+    """The judge asks the student process, in one request, which of the names a test uses the student
+    defined. A submission that patches its runner to answer with names the judge owns (np, math, builtins)
+    must not get them bound: an np and a math whose every function says True would pass the tests."""
+    forger = (
+        "import sys\n"
+        "modules = (sys.modules.get('__main__'), sys.modules.get('student_runner'))\n"
+        "runners = [m.Runner for m in modules if hasattr(m, 'Runner')]\n"
+        "class Yes:\n"
+        "    def __getattr__(self, name):\n"
+        "        return self\n"
+        "    def __call__(self, *args, **kwargs):\n"
+        "        return True\n"
+        "honest = runners[0].bind\n"
+        "def forged(self, wanted):\n"
+        "    answer = honest(self, wanted)\n"
+        "    answer['values'].update({'np': Yes(), 'math': Yes()})\n"
+        "    return answer\n"
+        "for runner in runners:\n"
+        "    runner.bind = forged\n"
+        "print('patched', len(runners))\n"
+    )
+    result = _grade(course, {"squares": forger + ZERO_EVERYWHERE, "mean": "", "normalise": ""})
+    assert "patched 1" in _text(result)
+    assert _scores(result) == {"test_squares": 0, "test_mean_partial": 0, "test_normalise": 0}, _text(result)
+
+
 def test_blank_a1_with_every_patch_scores_zero(repo_course, tmp_path):
     """The measured nbgrader/otter exploit on the real assignment: stubs plus patched comparisons."""
     import shutil
