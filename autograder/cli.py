@@ -477,6 +477,9 @@ def main() -> None:
     except CourseError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
+    finally:
+        if "autograder.pool" in sys.modules:  # a verb that graded with the local pool
+            sys.modules["autograder.pool"].stop_forkserver()
 
 
 if __name__ == "__main__":

@@ -173,11 +173,27 @@ class GradebookWriter:
         )
         return {(notebook, cell): grade for grade, notebook, cell in rows}
 
+    @contextlib.contextmanager
+    def _one_transaction(self):
+        """nbgrader's update_or_create_* commit after each row they touch (a new submission: four commits,
+        each an fsync of the gradebook). Inside this block they only flush; the submission is committed
+        once at the end, or not at all: a submission is never left half-written."""
+        session = self.gradebook.db
+        session.commit = session.flush  # an instance attribute, over scoped_session.commit
+        try:
+            yield
+        except BaseException:
+            del session.commit
+            session.rollback()
+            raise
+        del session.commit
+        session.commit()
+
     def write(self, result: SubmissionResult) -> None:
         from nbgrader.api import MissingEntry
 
         gradebook = self.gradebook
-        with self.lock.held(), self._quiet():
+        with self.lock.held(), self._quiet(), self._one_transaction():
             gradebook.update_or_create_student(result.student)
             gradebook.update_or_create_submission(result.assignment, result.student)
             grades = self._grades(result.assignment, result.student)
@@ -206,7 +222,6 @@ class GradebookWriter:
                     except MissingEntry:
                         continue
                     comment.auto_comment = f"{WAITING_FOR_GPU}: {', '.join(waiting)}" if waiting else None
-            gradebook.db.commit()
 
     def close(self) -> None:
         self.gradebook.close()

@@ -13,6 +13,7 @@ import functools
 import glob
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -190,6 +191,24 @@ def worker_main(slot: int, course_root: str, assignment: str, connection, handof
             failed = SubmissionResult(student, assignment, problems=[f"grader error: {type(error).__name__}: {error}"])
             connection.send(("grader_error", failed))
     grader.close()
+
+
+def stop_forkserver() -> None:
+    """End this process's multiprocessing forkserver now, if it started one: for the `course` command as it
+    exits. Left alone, the forkserver (torch imported) sees the command gone and then spends about 0.4 s
+    tearing torch down while it holds the command's stdout and stderr, so `course grade | tee log`, a CI log
+    or the benchmark waits for it. Nothing of it is needed by then: the workers have been joined."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    pid = getattr(server, "_forkserver_pid", None)
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    server._stop()  # closes our end of its alive pipe, reaps it, removes its socket
 
 
 @dataclass

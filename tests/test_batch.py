@@ -212,6 +212,29 @@ def _grade_command(course, *extra):
     return [sys.executable, "-m", "autograder.cli", "grade", "ps1", "--course", str(course.root), *extra]
 
 
+def _holders_of_pipe(inode: int) -> list[int]:
+    holders = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue
+        if f"pipe:[{inode}]" in links:
+            holders.append(int(pid))
+    return holders
+
+
+def test_the_command_leaves_nothing_holding_its_output_when_it_exits(released):
+    """`course grade | tee log` ends when the command does: the forkserver (torch imported) would otherwise
+    keep the pipe open for the 0.4 s it takes to tear torch down after the command has gone."""
+    submit(released, "ps1", "ada")
+    process = subprocess.Popen(_grade_command(released, "--workers", "2"), stdout=subprocess.PIPE)
+    inode = os.fstat(process.stdout.fileno()).st_ino
+    assert process.wait(timeout=300) == 0
+    assert [pid for pid in _holders_of_pipe(inode) if pid != os.getpid()] == []
+    assert b"graded 1 submission(s)" in process.stdout.read()
+
+
 def test_kill_9_mid_batch_then_rerun_grades_each_submission_once(released):
     _slow_batch(released, 8)
     process = subprocess.Popen(
