@@ -479,7 +479,7 @@ def main() -> None:
         sys.exit(2)
     finally:
         if "autograder.pool" in sys.modules:  # a verb that graded with the local pool
-            sys.modules["autograder.pool"].stop_forkserver()
+            sys.modules["autograder.pool"].stop_multiprocessing_helpers()
 
 
 if __name__ == "__main__":

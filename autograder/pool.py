@@ -193,22 +193,25 @@ def worker_main(slot: int, course_root: str, assignment: str, connection, handof
     grader.close()
 
 
-def stop_forkserver() -> None:
-    """End this process's multiprocessing forkserver now, if it started one: for the `course` command as it
-    exits. Left alone, the forkserver (torch imported) sees the command gone and then spends about 0.4 s
-    tearing torch down while it holds the command's stdout and stderr, so `course grade | tee log`, a CI log
-    or the benchmark waits for it. Nothing of it is needed by then: the workers have been joined."""
-    from multiprocessing import forkserver
+def stop_multiprocessing_helpers() -> None:
+    """End this process's multiprocessing forkserver and resource tracker now, if it started them: for the
+    `course` command as it exits. Left alone, the forkserver (torch imported) sees the command gone and
+    then spends about 0.4 s tearing torch down while it holds the command's stdout and stderr, so
+    `course grade | tee log`, a CI log or the benchmark waits for it. Nothing of it is needed by then: the
+    workers have been joined."""
+    from multiprocessing import forkserver, resource_tracker
 
     server = getattr(forkserver, "_forkserver", None)
     pid = getattr(server, "_forkserver_pid", None)
-    if pid is None:
-        return
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    server._stop()  # closes our end of its alive pipe, reaps it, removes its socket
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        server._stop()  # closes our end of its alive pipe, reaps it, removes its socket
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    if getattr(tracker, "_pid", None) is not None:
+        tracker._stop()  # it exits as soon as its pipe closes (a few ms): wait for that
 
 
 @dataclass

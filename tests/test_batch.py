@@ -231,7 +231,8 @@ def test_the_command_leaves_nothing_holding_its_output_when_it_exits(released):
     process = subprocess.Popen(_grade_command(released, "--workers", "2"), stdout=subprocess.PIPE)
     inode = os.fstat(process.stdout.fileno()).st_ino
     assert process.wait(timeout=300) == 0
-    assert [pid for pid in _holders_of_pipe(inode) if pid != os.getpid()] == []
+    holders = [psutil.Process(pid) for pid in _holders_of_pipe(inode) if pid != os.getpid()]
+    assert holders == [], [p.cmdline() for p in holders]
     assert b"graded 1 submission(s)" in process.stdout.read()
 
 
