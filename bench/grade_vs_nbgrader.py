@@ -34,40 +34,51 @@ from autograder.nbgrader_anchor import autograde, make_anchor_course  # noqa: E4
 
 
 class PeakMemory:
-    """Samples the resident memory of `command`'s grading processes: its workers, their warm templates
-    (launched by the command itself for the first workers) and the students forked from them; the peak of
-    their sum, per worker. The command and its forkserver (which only forks workers) are left out."""
+    """Samples the memory of `command`'s grading processes: its workers, the warm-template sandbox (launched
+    by the command itself for the first workers) and the students forked from it; the peak of their sum,
+    per worker. The command and its forkserver (which only forks workers) are left out. Two measures:
+    resident memory (RSS), which counts pages shared after a fork once per process (the sandbox's zygote and
+    each template hold the same torch), and proportional memory (PSS), which splits shared pages among
+    their sharers, sampled less often because reading it is slower."""
 
     def __init__(self, command: psutil.Process):
         self.command = command
         self.peak_per_worker = 0
+        self.peak_pss_per_worker = 0
         self.running = True
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
 
-    def _per_worker(self) -> int:
+    def _per_worker(self, proportional: bool) -> int:
         try:
             tree = self.command.children(recursive=True)
             helpers = [p for p in self.command.children() if "multiprocessing" in " ".join(p.cmdline())]
             workers = [w for helper in helpers for w in helper.children()]  # the forkserver's children
             grading = [p for p in tree if p not in helpers]
-            total = sum(p.memory_info().rss for p in grading)
+            if proportional:
+                total = sum(p.memory_full_info().pss for p in grading)
+            else:
+                total = sum(p.memory_info().rss for p in grading)
         except psutil.Error:
             return 0
         return total // len(workers) if workers else 0
 
     def _sample(self) -> None:
+        rounds = 0
         while self.running:
-            self.peak_per_worker = max(self.peak_per_worker, self._per_worker())
+            self.peak_per_worker = max(self.peak_per_worker, self._per_worker(proportional=False))
+            if rounds % 5 == 2:
+                self.peak_pss_per_worker = max(self.peak_pss_per_worker, self._per_worker(proportional=True))
+            rounds += 1
             time.sleep(0.2)
 
-    def stop(self) -> int:
+    def stop(self) -> tuple[int, int]:
         self.running = False
         self.thread.join()
-        return self.peak_per_worker
+        return self.peak_per_worker, self.peak_pss_per_worker
 
 
-def time_ours(demo: Course, assignment: str, workers: int) -> tuple[float, dict, int]:
+def time_ours(demo: Course, assignment: str, workers: int) -> tuple[float, dict, tuple[int, int]]:
     """`course grade` as a command, from an empty gradebook and job table."""
     for leftover in ("grading_jobs.db", "gradebook.db"):
         (demo.root / leftover).unlink(missing_ok=True)
@@ -137,7 +148,11 @@ def main() -> None:
     print(f"course grade -w 2  : {two_s:7.1f} s  ({two_s / n:.2f} s per submission)")
     print(f"throughput vs nbgrader: {nbgrader_s / one_s:.1f}x with 1 worker, {nbgrader_s / two_s:.1f}x with 2")
     print(f"scaling 1 -> 2 workers: {one_s / two_s:.2f}x")
-    print(f"peak memory per worker (worker + its sandbox): {max(peak_one, peak_two) / 2**20:.0f} MiB")
+    rss, pss = max(peak_one[0], peak_two[0]), max(peak_one[1], peak_two[1])
+    print(
+        f"peak memory per worker (worker + its share of the sandbox): {rss / 2**20:.0f} MiB resident (RSS), "
+        f"{pss / 2**20:.0f} MiB proportional (PSS: pages shared after a fork split among their sharers)"
+    )
     if disagree or ours != ours_two:
         raise SystemExit(1)
 

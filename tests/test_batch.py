@@ -334,6 +334,27 @@ def test_students_run_at_normal_priority_though_templates_import_at_a_low_one(re
     assert "niceness 0" in (released.autograded_dir / "ada" / "ps1" / "ps1.ipynb").read_text()
 
 
+@pytest.mark.skipif(not warm_available(), reason="only root may raise its priority back")
+def test_the_gradebook_opens_at_low_priority_while_the_pool_starts(released, monkeypatch):
+    """The forkserver importing torch for the judges is what the first submission waits for: the coordinator
+    opens the gradebook (importing nbgrader) at niceness 19 meanwhile, then takes its own priority back."""
+    from autograder import batch
+
+    seen = []
+
+    class Recording(batch.GradebookWriter):
+        def __init__(self, *args):
+            seen.append(os.getpriority(os.PRIO_PROCESS, 0))
+            super().__init__(*args)
+
+    monkeypatch.setattr(batch, "GradebookWriter", Recording)
+    submit(released, "ps1", "ada")
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    report = grade_batch(released, "ps1", workers=1, show_progress=False)
+    assert seen == [19] and os.getpriority(os.PRIO_PROCESS, 0) == before
+    assert report.results[0].score == 9
+
+
 def _sandboxes_below(process) -> list:
     return [p for p in process.children(recursive=True) if p.name() == "bwrap"]
 
