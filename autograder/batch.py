@@ -201,7 +201,7 @@ def grade_batch(
         with _giving_way(starting):
             writer = GradebookWriter(course, assignment, source.notebooks)
     except BaseException:
-        if isinstance(executor, LocalPool):
+        if starting:
             executor.close()
         raise
     with writer as gradebook:

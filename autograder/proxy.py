@@ -117,9 +117,6 @@ class StudentLink:
         args_tree, kwargs_tree = tree["items"]
         return (args_tree, kwargs_tree), buffers
 
-    def get(self, name: str):
-        return self.ask({"op": "get", "name": name})
-
     def bind(self, names: list[str]) -> tuple[dict[str, str], dict]:
         """Which of `names` the student defined, in one request: (modules: name -> module name, values:
         name -> data or StudentObject). Whatever else the student process answers is ignored."""

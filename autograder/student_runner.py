@@ -164,8 +164,6 @@ class Runner:
             return self.run_cell(str(request["code"]), str(request.get("label", ""))[:100])
         if op == "bind":
             return self.bind([str(name) for name in request.get("names", [])][:10_000])
-        if op == "get":
-            return self.namespace[str(request["name"])]
         target = self.decode(request.get("ref"), buffers) if "ref" in request else None
         if op == "getattr":
             return getattr(target, str(request["name"]))

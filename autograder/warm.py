@@ -162,10 +162,6 @@ class TemplateSandbox:
         for end in theirs:
             end.close()
 
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
     def handoff(self, slot: int, assignment: str) -> TemplateHandoff:
         """For the worker that will use slot's template. After the worker has started, call
         forget_link(slot): from then on this process only owns the sandbox (and kills it on close)."""
