@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import threading
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -292,12 +295,6 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, par
         f"{assignment}: {result.score:g}/{result.auto_max:g} autograded points in {result.seconds:.1f} s "
         f"(isolation: {result.isolation or 'n/a'}); {results_path}"
     )
-    if _AS_COMMAND:
-        # Everything is written and every sandbox is gone: skip the interpreter's teardown of torch and
-        # friends (about 0.5 s of grade-one's cold time). Only when run as the `course` command.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
 
 
 @cli.command("export-otter")
@@ -466,20 +463,43 @@ def check_command(notebook: Path, timeout: int | None, course_root: Path) -> Non
         raise SystemExit(1)
 
 
-_AS_COMMAND = False  # set by main(): the process is the `course` command, not a caller of `cli`
+def _exit_without_teardown(code: object) -> NoReturn:
+    """End the `course` command once its work is done: wait for its own threads, run the atexit hooks
+    (temporary directories, multiprocessing's finalizers, logging), flush the output, and then leave
+    without the interpreter's teardown of the modules it imported. That teardown does nothing the
+    command needs, and it costs 0.2 s after `course grade` (1,400 modules: nbgrader, SQLAlchemy...) and
+    0.5 s after `course grade-one` (torch), which a CI job or an instructor would wait for."""
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("message"), as the interpreter would print it
+        print(code, file=sys.stderr)
+        code = 1
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a reader that went away (`course grade | head`): nothing left to tell it
+            code = code or 1
+    os._exit(code)
 
 
-def main() -> None:
-    global _AS_COMMAND
-    _AS_COMMAND = True
+def main() -> NoReturn:
+    """The `course` command. Tests call `cli` instead: this one ends the process."""
+    code: object = 0
     try:
         cli(standalone_mode=True)
+    except SystemExit as done:
+        code = done.code
     except CourseError as error:
         click.echo(f"error: {error}", err=True)
-        sys.exit(2)
+        code = 2
     finally:
         if "autograder.pool" in sys.modules:  # a verb that graded with the local pool
             sys.modules["autograder.pool"].stop_multiprocessing_helpers()
+    _exit_without_teardown(code)
 
 
 if __name__ == "__main__":
