@@ -151,6 +151,10 @@ def grade_command(
     Exit code: 0 all graded cleanly; 1 graded, but some submissions had problems (each recorded with its
     reason); 2 the grader itself failed; 130 interrupted (run again to finish).
     """
+    if backend == "local":
+        from autograder import judge_server
+
+        judge_server.start(course_root.resolve(), assignment)  # its imports (torch...) overlap ours, next
     from autograder.batch import grade_batch
 
     course = Course.load(course_root)
@@ -497,8 +501,8 @@ def main() -> NoReturn:
         click.echo(f"error: {error}", err=True)
         code = 2
     finally:
-        if "autograder.pool" in sys.modules:  # a verb that graded with the local pool
-            sys.modules["autograder.pool"].stop_multiprocessing_helpers()
+        if "autograder.judge_server" in sys.modules:  # a verb that started the local pool's forkserver
+            sys.modules["autograder.judge_server"].stop()
     _exit_without_teardown(code)
 
 

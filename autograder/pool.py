@@ -13,7 +13,6 @@ import functools
 import glob
 import multiprocessing
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 
+from autograder import judge_server
 from autograder.course import Course
 from autograder.grade import AssignmentSource
 from autograder.results import SubmissionResult
@@ -193,27 +193,6 @@ def worker_main(slot: int, course_root: str, assignment: str, connection, handof
     grader.close()
 
 
-def stop_multiprocessing_helpers() -> None:
-    """End this process's multiprocessing forkserver and resource tracker now, if it started them: for the
-    `course` command as it exits. Left alone, the forkserver (torch imported) sees the command gone and
-    then spends about 0.4 s tearing torch down while it holds the command's stdout and stderr, so
-    `course grade | tee log`, a CI log or the benchmark waits for it. Nothing of it is needed by then: the
-    workers have been joined."""
-    from multiprocessing import forkserver, resource_tracker
-
-    server = getattr(forkserver, "_forkserver", None)
-    pid = getattr(server, "_forkserver_pid", None)
-    if pid is not None:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        server._stop()  # closes our end of its alive pipe, reaps it, removes its socket
-    tracker = getattr(resource_tracker, "_resource_tracker", None)
-    if getattr(tracker, "_pid", None) is not None:
-        tracker._stop()  # it exits as soon as its pipe closes (a few ms): wait for that
-
-
 @dataclass
 class Worker:
     slot: int
@@ -229,14 +208,10 @@ class LocalPool:
         self.assignment = assignment
         self.size = max(1, workers)
         self.job_timeout_s = job_timeout_s
-        # forkserver: workers start as forks of a clean server that has imported the grader once
-        self.context = multiprocessing.get_context("forkserver")
-        # and the assignment's heavy modules (torch...), which the judge of every worker needs
-        source = AssignmentSource.load(course, assignment)
-        self.context.set_forkserver_preload(
-            ["autograder.grade", "autograder.warm", "autograder.judge", *source.judge_imports()]
-        )
-        self.template_imports = source.template_imports()
+        # forkserver: workers start as forks of a clean server that has imported the grader once, and the
+        # assignment's heavy modules (torch...) that the judge of every worker needs (judge_server.py)
+        self.context = judge_server.context()
+        self.template_imports = AssignmentSource.load(course, assignment).template_imports()
         self.workers: dict[int, Worker] = {}
         self.templates = None  # warm.TemplateSandbox launched here: a template for each first worker
         self.starting: threading.Thread | None = None
@@ -244,6 +219,7 @@ class LocalPool:
     def start(self, jobs: int) -> None:
         """Launch the first workers' warm templates, then start the workers in the background: they warm
         up (imports, judge) while the coordinator opens the gradebook. `run` waits for them."""
+        judge_server.start(self.course.root, self.assignment)  # `course grade` started it already
         self._launch_templates(min(self.size, jobs))
         self.starting = threading.Thread(target=self._start_all, args=(jobs,), daemon=True)
         self.starting.start()

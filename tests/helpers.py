@@ -50,3 +50,14 @@ def make_test_squares_crash_the_worker(course) -> None:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_squares":
             cell.source = "import os\nif squares(1) == [42]:\n    os._exit(3)\n" + cell.source
     nbformat.write(nb, path)
+
+
+def report_modules(names: list[str], connection) -> None:
+    """Run in a process forked from the pool's forkserver: which of `names` it has imported, and whether
+    the forkserver's preload variable reached it."""
+    import os
+    import sys
+
+    from autograder import judge_server
+
+    connection.send({"imported": [n for n in names if n in sys.modules], "env": judge_server.PRELOAD_ENV in os.environ})

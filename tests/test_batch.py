@@ -1,5 +1,6 @@
 """Batch grading: warm workers keep no state between submissions, parallel = serial, resumable, idempotent."""
 
+import json
 import multiprocessing
 import os
 import signal
@@ -13,6 +14,7 @@ import psutil
 import pytest
 
 from autograder.batch import grade_batch
+from autograder.course import REPO_ROOT
 from autograder.grade import AssignmentSource, grade_submission, submissions
 from autograder.jobs import JobTable, table_path
 from autograder.judge import JudgeCache
@@ -418,3 +420,39 @@ def test_templates_preload_torch_dynamo_only_for_students_that_train():
     assert "torch._dynamo" in trains.template_imports()
     assert all("torch._dynamo" in s.judge_imports() for s in (numpy_only, trains))
     assert "torch._dynamo" not in trains.heavy_imports()  # a single cold student imports it only if it trains
+
+
+_FORKSERVER_PROBE = """
+import json, sys
+from autograder import judge_server
+from tests.helpers import report_modules
+judge_server.start(sys.argv[1], sys.argv[2])
+ours, theirs = judge_server.context().Pipe()
+worker = judge_server.context().Process(target=report_modules, args=(["torch", "torch._dynamo"], theirs))
+worker.start()
+seen = ours.recv()
+worker.join()
+judge_server.stop()
+print(json.dumps({"worker": seen, "command_imported_torch": "torch" in sys.modules}))
+"""
+
+
+def _fork_from_forkserver(course_root, assignment) -> dict:
+    done = subprocess.run([sys.executable, "-c", _FORKSERVER_PROBE, str(course_root), assignment],
+                          capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_forkserver_started_first_imports_what_the_assignments_judges_need():
+    """`course grade` starts the forkserver before reading the assignment itself; the forkserver works out
+    the judges' imports (torch and torch._dynamo for a1) and every worker forked from it has them, while
+    the command's own process never imports torch and the workers do not inherit the preload variable."""
+    seen = _fork_from_forkserver(REPO_ROOT, "a1_backprop")
+    assert seen == {"worker": {"imported": ["torch", "torch._dynamo"], "env": False}, "command_imported_torch": False}
+
+
+def test_a_forkserver_started_for_a_broken_assignment_still_forks_workers(tmp_path):
+    """The command reports a broken course itself; the forkserver must not die of it."""
+    seen = _fork_from_forkserver(tmp_path, "no_such_assignment")
+    assert seen == {"worker": {"imported": [], "env": False}, "command_imported_torch": False}
