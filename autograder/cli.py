@@ -419,6 +419,9 @@ def demo_command(assignment: str, workers: int, into: Path, course_root: Path) -
     Exits 1 unless the solution earns full marks, the blank release 0 and every mutant loses points."""
     import shutil
 
+    from autograder import judge_server
+
+    judge_server.start(course_root.resolve(), assignment)  # the demo's judges import while the demo is built
     from autograder.batch import grade_batch
     from autograder.demo import build_demo_course
 
