@@ -154,7 +154,7 @@ def grade_command(
     if backend == "local":
         from autograder import judge_server
 
-        judge_server.start(course_root.resolve(), assignment)  # its imports (torch...) overlap ours, next
+        judge_server.start(course_root.resolve(), assignment)  # first: its imports (torch...) overlap ours
     from autograder.batch import grade_batch
 
     course = Course.load(course_root)
