@@ -18,13 +18,14 @@ validate --all`) keeps the one started for its first; a worker imports whatever 
 from __future__ import annotations
 
 import importlib
+import json
 import multiprocessing
 import os
 import signal
 from multiprocessing import forkserver
 from pathlib import Path
 
-PRELOAD_ENV = "COURSE_JUDGE_PRELOAD"  # "<course root>\n<assignment>", for the forkserver only
+PRELOAD_ENV = "COURSE_JUDGE_PRELOAD"  # JSON [course root, assignment], for the forkserver only
 GRADER_MODULES = ["autograder.grade", "autograder.warm", "autograder.judge"]
 
 
@@ -38,7 +39,7 @@ def start(course_root: Path, assignment: str) -> None:
     when it is running already."""
     context().set_forkserver_preload([__name__])
     before = os.environ.get(PRELOAD_ENV)
-    os.environ[PRELOAD_ENV] = f"{course_root}\n{assignment}"
+    os.environ[PRELOAD_ENV] = json.dumps([str(course_root), assignment])
     try:
         forkserver.ensure_running()
     finally:
@@ -81,7 +82,7 @@ def _preload_in_forkserver() -> None:
     if where is None:
         return
     try:
-        modules = judge_modules(*where.split("\n", 1))
+        modules = judge_modules(*json.loads(where))
     except Exception:  # noqa: BLE001 -- a broken course: the command reports it, the workers meet it again
         modules = GRADER_MODULES
     for name in modules:
