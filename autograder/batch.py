@@ -238,9 +238,10 @@ def grade_batch(
             table.finish(assignment, job.student, result, "done" if kind == "done" else "failed", job.part)
             table.note_attempts(assignment, job.student, job.part, job.attempts)
             merged = table.result(assignment, job.student)
-            write_results_json(course, merged)
-            gradebook.write(merged)
-            table.mark_synced(assignment, job.student)
+            if merged is not None:  # None: a GPU part that beat its CPU part here; that one reports both
+                write_results_json(course, merged)
+                gradebook.write(merged)
+                table.mark_synced(assignment, job.student)
             bar.update(1)
             if backend == "celery" and time.monotonic() - csv_written > CSV_EVERY_S:
                 write_grades_csv(course, assignment, [r for r in table.results(assignment) if r.student in wanted])

@@ -45,6 +45,7 @@ GPU_EXERCISES = {"a3_cnn": "test_mnist", "a5_transformer": "test_train_gpt", "a6
 def build_course(root: Path, students: int) -> Course:
     """A course with `students` copies of each assignment's solution."""
     repo = Course.load(ROOT)
+    root.mkdir(parents=True)
     shutil.copy(repo.root / "nbgrader_config.py", root / "nbgrader_config.py")
     for assignment in GPU_EXERCISES:
         for folder in (repo.source_dir, repo.release_dir):

@@ -86,3 +86,39 @@ def test_cpu_part_merged_with_gpu_part_is_the_whole_grading(ps2):
         notebook = parts.merge_notebook(cpu.autograded["ps2.ipynb"], gpu.autograded["ps2.ipynb"], {"test_train"})
         expected = whole.autograded["ps2.ipynb"]
         assert [c.get("outputs") for c in notebook.cells] == [c.get("outputs") for c in expected.cells]
+
+
+class _GpuPartsFirst:
+    """An executor that grades here and delivers every GPU part before any CPU part, as a real CUDA runner
+    does when its GPU parts finish before the CPU workers get to the same submissions."""
+
+    def __init__(self, course, assignment):
+        self.source = AssignmentSource.load(course, assignment)
+
+    def run(self, jobs, on_start, on_result):
+        for job in sorted(jobs, key=lambda job: job.part != "gpu"):
+            job.attempts = on_start(job)
+            on_result(job, "done", grade_submission(self.source, job.folder, job.student, part=job.part))
+
+
+def test_a_gpu_part_that_arrives_before_its_cpu_part_is_merged_when_that_comes(ps2, monkeypatch):
+    """Seen on a real H100: the GPU part of a submission came back first, and the coordinator, finding no
+    CPU part to merge it into yet, crashed writing the reports."""
+    from autograder import batch
+
+    monkeypatch.setattr(batch, "_executor", lambda course, assignment, *rest: _GpuPartsFirst(course, assignment))
+    report = grade_batch(ps2, "ps2", backend="celery", show_progress=False)
+    source = AssignmentSource.load(ps2, "ps2")
+    expected = {}
+    for result in report.results:
+        whole = grade_submission(source, ps2.submitted_dir / result.student / "ps2", result.student)
+        assert _scores(result) == _scores(whole)
+        written = json.loads((ps2.reports_dir / "ps2" / "results" / f"{result.student}.json").read_text())
+        assert written["score"] == whole.score
+        expected[result.student] = whole.score
+    assert sorted(expected) == ["ada", "bob"] and expected["ada"] > expected["bob"]
+    gradebook = Gradebook(ps2.db_url, ps2.course_id)
+    try:
+        assert {s.student_id: s.score for s in gradebook.assignment_submissions("ps2")} == expected
+    finally:
+        gradebook.close()
