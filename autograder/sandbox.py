@@ -123,6 +123,11 @@ def environment(home: str) -> dict[str, str]:
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": home,
         "TMPDIR": home,
+        # The sandbox uid has no passwd entry: getpass.getuser() reads these first, so libraries that name
+        # a cache folder after the user (torch's compile cache, which torch.optim imports) still work.
+        # Seen on a CUDA runner: torch 2.11's torch._dynamo failed to import without them.
+        "USER": "student",
+        "LOGNAME": "student",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
         "MPLBACKEND": "Agg",

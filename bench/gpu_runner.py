@@ -139,6 +139,19 @@ def report(course: Course, reports: dict, sampler: GpuSampler, wall: float) -> N
         print(f"  {assignment}:{test}: GPU gradings {len(seconds)}, time each "
               f"mean {sum(seconds) / max(len(seconds), 1):.1f} s, max {max(seconds, default=0):.1f} s; "
               f"scores {scores}")  # fmt: skip
+        for result in reports[assignment].results:
+            for cell in result.cells:
+                if cell.grade_id == test and cell.score != cell.max_points:
+                    print(f"    {result.student} lost points on {test}: {(cell.message or '')[-600:]}")
+            for problem in result.problems:
+                print(f"    {result.student}: problem: {problem[:300]}")
+        for path in sorted(course.autograded_dir.glob(f"*/{assignment}/*.ipynb"))[:1]:  # what the cells raised
+            for cell in nbformat.read(path, as_version=4).cells:
+                errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+                for output in errors:
+                    where = cell.metadata.get("nbgrader", {}).get("grade_id")
+                    error = f"{output.get('ename')}: {output.get('evalue')}"
+                    print(f"    {path.parent.parent.name} cell {where}: {error[:500]}")
     table.close()
     samples = sampler.samples
     if not samples:

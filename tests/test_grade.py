@@ -232,3 +232,15 @@ def test_stop_after_loss_ends_the_student_process_at_the_first_lost_point(releas
     assert full.score > 0 and after, "the fixture needs points after the first failing test"
     assert quick.score < full.score and all(c.score == 0 for c in after)
     assert all(f"stopped after {first_loss}" in c.message for c in after), [c.message for c in after]
+
+
+def test_libraries_that_ask_for_the_user_name_work_in_the_sandbox(tmp_path):
+    """The sandbox uid has no passwd entry. getpass.getuser() must still answer: torch names its compile
+    cache after the user, and on a CUDA runner (torch 2.11) `import torch._dynamo`, which torch.optim does,
+    failed halfway without it, and every later try failed too."""
+    from autograder.student_process import ColdStudentProcess
+
+    with ColdStudentProcess(tmp_path) as student:
+        answer = student.run_cell("import getpass\nprint(getpass.getuser())", timeout=60, label="whoami")
+    assert answer["error"] is None, answer["error"]
+    assert answer["stdout"].strip() == "student"
