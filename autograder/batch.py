@@ -142,9 +142,9 @@ def _giving_way(starting: bool):
 
 
 def _executor(course: Course, assignment: str, backend: str, workers: int, job_timeout: float, table: JobTable,
-              broker_url: str | None, wait_for_gpu: bool, force: bool):  # fmt: skip
+              broker_url: str | None, wait_for_gpu: bool, force: bool, source: AssignmentSource):  # fmt: skip
     if backend == "local":
-        return LocalPool(course, assignment, workers, job_timeout)
+        return LocalPool(course, assignment, workers, job_timeout, source)
     from autograder.celery_app import CeleryExecutor  # Celery is needed only here
 
     # Tasks an earlier coordinator sent are collected, not sent again; --force sends everything anew
@@ -190,7 +190,7 @@ def grade_batch(
     timeouts = Timeouts.from_course(course)
     job_timeout = timeouts.notebook_s * len(source.notebooks) + 120
     executor = (
-        _executor(course, assignment, backend, workers, job_timeout, table, broker_url, wait_for_gpu, force)
+        _executor(course, assignment, backend, workers, job_timeout, table, broker_url, wait_for_gpu, force, source)
         if jobs
         else None
     )

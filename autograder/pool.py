@@ -203,7 +203,15 @@ class Worker:
 
 
 class LocalPool:
-    def __init__(self, course: Course, assignment: str, workers: int, job_timeout_s: float):
+    def __init__(
+        self,
+        course: Course,
+        assignment: str,
+        workers: int,
+        job_timeout_s: float,
+        source: AssignmentSource | None = None,
+    ):
+        """source: the assignment's, when the caller has read it already (read here otherwise)."""
         self.course = course
         self.assignment = assignment
         self.size = max(1, workers)
@@ -211,7 +219,7 @@ class LocalPool:
         # forkserver: workers start as forks of a clean server that has imported the grader once, and the
         # assignment's heavy modules (torch...) that the judge of every worker needs (judge_server.py)
         self.context = judge_server.context()
-        self.template_imports = AssignmentSource.load(course, assignment).template_imports()
+        self.template_imports = (source or AssignmentSource.load(course, assignment)).template_imports()
         self.workers: dict[int, Worker] = {}
         self.templates = None  # warm.TemplateSandbox launched here: a template for each first worker
         self.starting: threading.Thread | None = None
