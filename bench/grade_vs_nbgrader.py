@@ -12,8 +12,10 @@ new process with a new gradebook, so each pays its own start-up (for us: the for
 templates importing torch). nbgrader runs once (over two minutes); `course grade` runs --repeat times
 per worker count, alternating, and the medians are compared, plus one run each with memory sampled
 (not timed: reading PSS costs CPU). Scaling is given for the whole command and, from the job table's
-timestamps, from the first recorded result to the last (the start-up left out). Nothing here is a test:
-the figures go to the README's performance section.
+timestamps, from the first recorded result to the last (the start-up left out), and next to the scaling
+this machine's own ceiling, measured in the same run: how much faster two processes doing pure,
+independent CPU work finish than one (on a virtual machine, two vCPUs rarely give a full 2x). Nothing
+here is a test: the figures go to the README's performance section.
 """
 
 from __future__ import annotations
@@ -130,6 +132,23 @@ def describe(runs: list[OurRun], n: int) -> str:
             f"the other {n - 1} in {rest:.1f} s")  # fmt: skip
 
 
+SPIN = "n = 0\nfor i in range(12_000_000):\n    n += i % 7"  # pure CPU work, about 0.6 s here
+
+
+def machine_ceiling(repeat: int) -> list[float]:
+    """How much faster this machine does two independent CPU-bound jobs at once than one after the other:
+    2 x (one job alone) / (two at once), `repeat` times. Nothing is shared between the two processes, so
+    this is the scaling no parallel program can beat here."""
+    def wall(copies: int) -> float:
+        started = time.perf_counter()
+        processes = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(copies)]
+        for process in processes:
+            process.wait()
+        return time.perf_counter() - started
+
+    return [2 * wall(1) / wall(2) for _ in range(repeat)]
+
+
 def repeat_batch(demo: Course, size: int) -> None:
     """Copy the batch's submissions (student_r1, student_r2, ...) until it holds `size` of them; a last,
     partial round takes evenly spaced ones, to keep the mix."""
@@ -174,6 +193,7 @@ def main() -> None:
             ones.append(time_ours(demo, args.assignment, workers=1))
             twos.append(time_ours(demo, args.assignment, workers=2))
         memory = [time_ours(demo, args.assignment, workers=w, sample_memory=True).memory for w in (1, 2)]
+        ceilings = machine_ceiling(max(5, args.repeat))
 
     ours, n = ones[0].scores, len(students)
     identical = all(run.scores == ours for run in ones + twos)
@@ -191,6 +211,11 @@ def main() -> None:
     print(f"throughput vs nbgrader: {nbgrader_s / one_s:.1f}x with 1 worker, {nbgrader_s / two_s:.1f}x with 2")
     print(f"scaling 1 -> 2 workers: {one_s / two_s:.2f}x (whole command); "
           f"{grading_one / grading_two:.2f}x from the first result to the last (start-up left out)")  # fmt: skip
+    ceiling = statistics.median(ceilings)
+    print(f"this machine's ceiling: two independent CPU-bound processes run {ceiling:.2f}x as fast as one "
+          f"(median of {len(ceilings)}: {min(ceilings):.2f} to {max(ceilings):.2f}); scaling relative to it: "
+          f"{one_s / two_s / ceiling:.0%} (whole command), {grading_one / grading_two / ceiling:.0%} "
+          f"(first result to last)")  # fmt: skip
     rss, pss = max(m[0] for m in memory), max(m[1] for m in memory)
     print(
         f"peak memory per worker (worker + its share of the sandbox): {rss / 2**20:.0f} MiB resident (RSS), "
