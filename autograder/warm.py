@@ -105,13 +105,14 @@ class TemplateLink:
         except (OSError, ValueError):
             return False
 
-    def spawn(self, inputs: Path) -> WarmStudentProcess:
+    def spawn(self, inputs: Path, cpu: int | None = None) -> WarmStudentProcess:
+        """A fresh student process for one submission; cpu: pin it to that CPU (its worker's)."""
         self.jobs += 1
         job = f"job{self.jobs}"
         shutil.copytree(inputs, self.inbox / job)
         for path in [self.inbox / job, *(self.inbox / job).rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
-        return WarmStudentProcess(self, job)
+        return WarmStudentProcess(self, job, cpu)
 
     def close(self) -> None:
         """Close our end: the template kills whatever its students left and exits."""
@@ -186,7 +187,7 @@ class TemplateSandbox:
 
 
 class WarmStudentProcess(StudentProcess):
-    def __init__(self, template: TemplateLink, job: str):
+    def __init__(self, template: TemplateLink, job: str, cpu: int | None = None):
         self.template = template
         self.job = job
         self.isolation = "bubblewrap"
@@ -199,7 +200,8 @@ class WarmStudentProcess(StudentProcess):
         limits = sandbox.rlimits(template.limits)
         try:
             reply = template.ask(
-                {"op": "spawn", "job": job, "uid": template.uid, "limits": limits}, fds=(request_read, answer_write)
+                {"op": "spawn", "job": job, "uid": template.uid, "limits": limits, "cpu": cpu},
+                fds=(request_read, answer_write),
             )
         finally:
             os.close(request_read)

@@ -66,9 +66,17 @@ def _copy_inbox(slot: Slot, job: str) -> None:
             shutil.copyfile(os.path.join(folder, name), os.path.join(target, name))
 
 
-def _become_student(slot: Slot, job: str, uid: int, limits: dict, request_fd: int, answer_fd: int) -> None:
-    """In the forked child: confine ourselves, then serve the judge. Never returns."""
+def _become_student(
+    slot: Slot, job: str, uid: int, limits: dict, request_fd: int, answer_fd: int, cpu: int | None = None
+) -> None:
+    """In the forked child: confine ourselves, then serve the judge. Never returns. cpu: the one its
+    worker runs on (pool.worker_cpus), so that judge and student take turns on one core."""
     try:
+        if cpu is not None:
+            try:
+                os.sched_setaffinity(0, {cpu})
+            except OSError:  # the CPU went away (a changed cpuset): pinning only saves time
+                pass
         os.setsid()
         for name, value in limits.items():
             which = getattr(resource, name)
@@ -180,7 +188,8 @@ def serve(control: socket.socket, slot: Slot) -> None:
                 pid = os.fork()
                 if pid == 0:
                     control.close()
-                    _become_student(slot, request["job"], request["uid"], request["limits"], request_fd, answer_fd)
+                    _become_student(slot, request["job"], request["uid"], request["limits"], request_fd, answer_fd,
+                                    request.get("cpu"))  # fmt: skip
                 os.close(request_fd)
                 os.close(answer_fd)
                 reply = {"ok": True, "pid": pid}

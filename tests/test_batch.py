@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+import nbformat
 import psutil
 import pytest
 
@@ -18,7 +19,7 @@ from autograder.course import REPO_ROOT
 from autograder.grade import AssignmentSource, grade_submission, submissions
 from autograder.jobs import JobTable, table_path
 from autograder.judge import JudgeCache
-from autograder.pool import Job, LocalPool
+from autograder.pool import Job, LocalPool, worker_cpus
 from autograder.release import release
 from autograder.warm import TemplateSandbox, warm_available
 from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, make_test_squares_crash_the_worker, submit
@@ -400,6 +401,48 @@ def test_a_worker_gets_its_next_submission_before_the_last_one_is_recorded(relea
 
     pool.run(jobs, lambda job: 1, on_result)
     assert busy_while_recording == [["bob"], ["cy"], []]
+
+
+def test_worker_cpus_pins_only_two_or_more_workers_with_a_cpu_each():
+    allowed = sorted(os.sched_getaffinity(0))
+    assert worker_cpus(1) is None  # one worker may move, and so may the coordinator beside it
+    assert worker_cpus(len(allowed) + 1) is None  # more workers than CPUs: the scheduler shares them out
+    if len(allowed) >= 2:
+        assert worker_cpus(2) == allowed[:2]
+
+
+@pytest.mark.skipif(not warm_available(), reason="warm templates need root and bubblewrap")
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
+def test_two_workers_grade_each_on_a_cpu_of_their_own_with_their_students(released):
+    """With 2 workers, each worker (its judge) and every student process it grades are pinned to one CPU,
+    a different one per worker, so that judge and student take turns on one core; with 1 worker nothing
+    is pinned, and the coordinator never is."""
+    path = released.source_dir / "ps1" / "ps1.ipynb"
+    source = nbformat.read(path, as_version=4)
+    for cell in source.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_squares":  # runs in the judge
+            cell.source = "import os\nprint('judge', sorted(os.sched_getaffinity(0)))\n" + cell.source
+    nbformat.write(source, path)
+    release(released, "ps1")
+    for n in range(6):
+        submit(released, "ps1", f"s{n}", extra_cells=["import os\nprint('student', sorted(os.sched_getaffinity(0)))"])
+
+    def cpus_seen() -> set[tuple[str, str]]:
+        """(judge's CPUs, student's CPUs) of each submission, as their cells printed them."""
+        seen = set()
+        for n in range(6):
+            notebook = nbformat.read(released.autograded_dir / f"s{n}" / "ps1" / "ps1.ipynb", as_version=4)
+            text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+            seen.add((text.split("judge ")[1].split("\n")[0], text.split("student ")[1].split("\n")[0]))
+        return seen
+
+    allowed = sorted(os.sched_getaffinity(0))
+    two = grade_batch(released, "ps1", workers=2, show_progress=False)
+    assert two.graded == 6 and all(r.score == 9 for r in two.results)
+    assert cpus_seen() == {(str([allowed[0]]), str([allowed[0]])), (str([allowed[1]]), str([allowed[1]]))}
+    grade_batch(released, "ps1", workers=1, force=True, show_progress=False)
+    assert cpus_seen() == {(str(allowed), str(allowed))}
+    assert sorted(os.sched_getaffinity(0)) == allowed  # the coordinator's
 
 
 def test_templates_preload_torch_dynamo_only_for_students_that_train():
