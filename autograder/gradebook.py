@@ -1,4 +1,5 @@
-"""Write grades into nbgrader's gradebook (its own API and schema), so formgrader, `nbgrader export` and
+"""Write grades into nbgrader's gradebook (its schema; the assignment through its API, each submission's
+rows with SQLAlchemy Core on its tables, see GradebookWriter), so formgrader, `nbgrader export` and
 `nbgrader generate_feedback` see them. The grading coordinator is the only writer.
 
 A GPU test waiting for a CUDA runner has no score yet (auto_score NULL, never 0) and is flagged
@@ -7,8 +8,8 @@ for solution cells only, so the note "waiting for GPU runner: <test>" goes on th
 GPU-tagged solution cells, and the autograded notebook formgrader shows carries it in the test's output.
 
 On a database server (PostgreSQL: db_url = "postgresql+psycopg2://..."), several graders may write at
-once: nbgrader's "find, else insert" (a student, a submission, the schema of an empty database) would race,
-so each writer holds a PostgreSQL advisory lock while it creates or writes.
+once: "find, else insert" (a student, a submission, the schema of an empty database) would race, so each
+writer holds a PostgreSQL advisory lock while it creates or writes.
 """
 
 from __future__ import annotations
