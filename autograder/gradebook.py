@@ -221,16 +221,28 @@ class GradebookWriter:
             connection.execute(insert(Comment.__table__), comments)
         return submission
 
-    def _scores(self, connection, submission: str, result: SubmissionResult) -> list[dict]:
-        """The new auto_score and needs_manual_grade of each Grade row the result has a cell for."""
-        from nbgrader.api import Grade, MissingEntry, SubmittedNotebook
+    def _submitted_notebooks(self, connection, submission: str) -> list[str]:
+        """The ids of the submission's SubmittedNotebook rows. Every lookup here names the columns of one of
+        nbgrader's unique indexes, (notebook_id, assignment_id) here and (cell_id, notebook_id) for grades
+        and comments: a lookup by assignment_id or notebook_id alone scans the whole table, which made each
+        write slower as the gradebook filled (2.2 ms at the start of a 300-submission batch, 3.9 at its end)."""
+        from nbgrader.api import SubmittedNotebook
         from sqlalchemy import select
 
-        grade, submitted_notebook = Grade.__table__, SubmittedNotebook.__table__
+        table = SubmittedNotebook.__table__
+        query = select(table.c.id).where(table.c.notebook_id.in_(list(self.layout.notebooks.values())),
+                                         table.c.assignment_id == submission)  # fmt: skip
+        return [row.id for row in connection.execute(query)]
+
+    def _scores(self, connection, notebooks: list[str], result: SubmissionResult) -> list[dict]:
+        """The new auto_score and needs_manual_grade of each Grade row the result has a cell for."""
+        from nbgrader.api import Grade, MissingEntry
+        from sqlalchemy import select
+
+        grade = Grade.__table__
         rows = connection.execute(
             select(grade.c.id, grade.c.cell_id, grade.c.manual_score)
-            .join(submitted_notebook, submitted_notebook.c.id == grade.c.notebook_id)
-            .where(submitted_notebook.c.assignment_id == submission)
+            .where(grade.c.cell_id.in_(list(self.layout.graded.values())), grade.c.notebook_id.in_(notebooks))
         )
         by_cell = {row.cell_id: row for row in rows}
         updates = []
@@ -244,17 +256,16 @@ class GradebookWriter:
             updates.append({"row": row.id, "auto_score": cell.score, "needs_manual_grade": manual})
         return updates
 
-    def _comments(self, connection, submission: str, result: SubmissionResult) -> list[dict]:
+    def _comments(self, connection, notebooks: list[str], result: SubmissionResult) -> list[dict]:
         """The new auto_comment of each solution cell's Comment row: the test's message for a scored cell,
         "waiting for GPU runner: <tests>" on GPU-tagged solution cells while GPU tests are pending."""
-        from nbgrader.api import Comment, SubmittedNotebook
+        from nbgrader.api import Comment
         from sqlalchemy import select
 
-        comment, submitted_notebook = Comment.__table__, SubmittedNotebook.__table__
+        comment = Comment.__table__
         rows = connection.execute(
             select(comment.c.id, comment.c.cell_id)
-            .join(submitted_notebook, submitted_notebook.c.id == comment.c.notebook_id)
-            .where(submitted_notebook.c.assignment_id == submission)
+            .where(comment.c.cell_id.in_(list(self.layout.solutions.values())), comment.c.notebook_id.in_(notebooks))
         )
         row_of_cell = {row.cell_id: row.id for row in rows}
         text = {}  # comment row -> auto_comment
@@ -283,9 +294,9 @@ class GradebookWriter:
         with self.lock.held():
             try:
                 connection = session.connection()
-                submission = self._submission(connection, result.student)
-                scores = self._scores(connection, submission, result)
-                comments = self._comments(connection, submission, result)
+                notebooks = self._submitted_notebooks(connection, self._submission(connection, result.student))
+                scores = self._scores(connection, notebooks, result)
+                comments = self._comments(connection, notebooks, result)
                 if scores:
                     connection.execute(
                         update(grade).where(grade.c.id == bindparam("row")).values(
