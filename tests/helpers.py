@@ -41,15 +41,20 @@ MEAN_OK = "def mean(xs):\n    return sum(xs) / len(xs)"
 NORMALISE_OK = "def normalise(v):\n    return v / np.linalg.norm(v)"
 
 
-def make_test_squares_crash_the_worker(course) -> None:
-    """A (trusted) test cell that kills the grading worker when it meets the answer [42]: for the tests that
-    check a dying worker costs one recorded submission (local pool and Celery alike)."""
+def prepend_to_test_squares(course, code: str) -> None:
+    """Put `code` at the start of ps1's (trusted) test_squares cell in the source: it runs in the judge."""
     path = course.source_dir / "ps1" / "ps1.ipynb"
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_squares":
-            cell.source = "import os\nif squares(1) == [42]:\n    os._exit(3)\n" + cell.source
+            cell.source = code + cell.source
     nbformat.write(nb, path)
+
+
+def make_test_squares_crash_the_worker(course) -> None:
+    """A (trusted) test cell that kills the grading worker when it meets the answer [42]: for the tests that
+    check a dying worker costs one recorded submission (local pool and Celery alike)."""
+    prepend_to_test_squares(course, "import os\nif squares(1) == [42]:\n    os._exit(3)\n")
 
 
 def report_modules(names: list[str], connection) -> None:

@@ -22,7 +22,14 @@ from autograder.judge import JudgeCache
 from autograder.pool import Job, LocalPool, worker_cpus
 from autograder.release import release
 from autograder.warm import TemplateSandbox, warm_available
-from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, make_test_squares_crash_the_worker, submit
+from tests.helpers import (
+    MEAN_OK,
+    NORMALISE_OK,
+    SQUARES_OK,
+    make_test_squares_crash_the_worker,
+    prepend_to_test_squares,
+    submit,
+)
 
 
 @pytest.fixture
@@ -417,12 +424,7 @@ def test_two_workers_grade_each_on_a_cpu_of_their_own_with_their_students(releas
     """With 2 workers, each worker (its judge) and every student process it grades are pinned to one CPU,
     a different one per worker, so that judge and student take turns on one core; with 1 worker nothing
     is pinned, and the coordinator never is."""
-    path = released.source_dir / "ps1" / "ps1.ipynb"
-    source = nbformat.read(path, as_version=4)
-    for cell in source.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_squares":  # runs in the judge
-            cell.source = "import os\nprint('judge', sorted(os.sched_getaffinity(0)))\n" + cell.source
-    nbformat.write(source, path)
+    prepend_to_test_squares(released, "import os\nprint('judge', sorted(os.sched_getaffinity(0)))\n")
     release(released, "ps1")
     for n in range(6):
         submit(released, "ps1", f"s{n}", extra_cells=["import os\nprint('student', sorted(os.sched_getaffinity(0)))"])
