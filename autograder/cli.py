@@ -66,23 +66,35 @@ def release_command(assignments: tuple[str, ...], all_: bool, no_execute: bool, 
 @click.argument("assignments", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Validate every assignment in source/.")
 @click.option("--with-nbgrader", is_flag=True, help="Also grade solution and release with nbgrader autograde.")
-@click.option("--quick", is_flag=True, help="Grade each seeded bug only up to its first lost point (faster).")
+@click.option("--quick", is_flag=True, help="Grade each mutant only up to its first lost point (faster).")
+@click.option("--seeds", type=click.IntRange(min=0), default=0,
+              help="Also grade the solution re-seeded ({seed} = 1..N-1 in mutants.toml's [[seed]] entries).")
+@click.option("--auto-mutants", "auto_mutants", is_flag=False, flag_value="all", default=None, metavar="[N]",
+              help="Grade automatic mutants of the solution regions (all, or a sample of N) and report the kill rate.")
+@click.option("--sample-seed", type=int, default=0, show_default=True, help="Which sample --auto-mutants N takes.")
+@click.option("--workers", type=int, default=os.cpu_count() or 1, show_default="number of cores")
 @course_option
 def validate_command(
-    assignments: tuple[str, ...], all_: bool, with_nbgrader: bool, quick: bool, course_root: Path
-) -> None:
+    assignments: tuple[str, ...], all_: bool, with_nbgrader: bool, quick: bool, seeds: int,
+    auto_mutants: str | None, sample_seed: int, workers: int, course_root: Path,
+) -> None:  # fmt: skip
     """Check that an assignment is gradable and its tests catch bugs.
 
     Grades (with `course grade`'s engine) the solution, which must earn every autograded point, the
-    untouched release, which must earn none, and every seeded bug in source/<a>/mutants.toml, each of
-    which must lose points. Prints a table; exits 1 on any miss.
+    untouched release, which must earn none, and every seeded bug, mistake and cheat in
+    source/<a>/mutants.toml, each of which must lose points. Prints a table; exits 1 on any miss.
     """
     from autograder.validate import validate
 
+    if auto_mutants not in (None, "all") and not auto_mutants.isdigit():
+        raise click.BadParameter(f"{auto_mutants!r} is not a number", param_hint="--auto-mutants")
+    sample = int(auto_mutants) if auto_mutants not in (None, "all") else None
     course = Course.load(course_root)
     failed = False
     for assignment in _assignments(course, assignments, all_):
-        report = validate(course, assignment, with_nbgrader=with_nbgrader, quick=quick)
+        report = validate(course, assignment, with_nbgrader=with_nbgrader, workers=workers, quick=quick,
+                          seeds=seeds, auto=auto_mutants is not None, auto_mutants_sample=sample,
+                          sample_seed=sample_seed)  # fmt: skip
         click.echo(report.table())
         failed = failed or not report.ok
     if failed:

@@ -1,5 +1,5 @@
 """A demo batch made from the course itself: the solution, the blank release, one submission per seeded
-bug (mutant) and a few broken files. `course demo` grades it; the benchmarks time it."""
+bug (mutant) and a few broken files. `course demo` grades it; `course validate` and the benchmarks too."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import nbformat
 
+from autograder import mutants
 from autograder.course import Course
 from autograder.grade import AssignmentSource
 from autograder.release import solution_notebook
-from autograder.validate import load_mutants, mutate
 
 GARBAGE = {
     "garbage_json": b"{this is not json",
@@ -20,10 +20,18 @@ GARBAGE = {
 }
 
 
-def build_demo_course(course: Course, assignment: str, root: Path, copies: int = 1, garbage: bool = True) -> Course:
+def build_demo_course(
+    course: Course,
+    assignment: str,
+    root: Path,
+    copies: int = 1,
+    garbage: bool = True,
+    extra: dict[str, dict[str, nbformat.NotebookNode]] | None = None,
+) -> Course:
     """A fresh course directory at `root` with submitted/<student>/<assignment>/ for a demo batch.
 
     copies: how many students submit the solution and how many submit the blank release.
+    extra: more submissions, {student: {notebook name: notebook}} (validation's seed runs, automatic mutants).
     """
     root.mkdir(parents=True)
     shutil.copy(course.root / "nbgrader_config.py", root / "nbgrader_config.py")
@@ -46,9 +54,11 @@ def build_demo_course(course: Course, assignment: str, root: Path, copies: int =
             p.name: nbformat.read(p, as_version=4) for p in sorted((demo.release_dir / assignment).glob("*.ipynb"))
         }
         submit(f"blank_{number:02d}", blank)
-    for number, mutant in enumerate(load_mutants(demo, assignment)):
-        name, notebook = mutate(source, mutant)
-        submit(f"mutant_{number:02d}", {**solutions, name: notebook})
+    declared = mutants.load(demo, assignment)
+    for number, mutant in enumerate(declared.mutants):
+        submit(f"mutant_{number:02d}", mutants.apply_edits(source.notebooks, mutant.edits, mutant.name, declared.path))
+    for student, notebooks in (extra or {}).items():
+        submit(student, notebooks)
     if garbage:
         for student, content in GARBAGE.items():
             folder = demo.submitted_dir / student / assignment

@@ -1,27 +1,33 @@
 """`course validate`: is an assignment gradable, and do its tests catch bugs?
 
 - the solution earns every autograded point; the untouched release earns none;
-- every seeded bug in source/<a>/mutants.toml loses points (a "killed" mutant);
+- every seeded bug, common mistake and cheat in source/<a>/mutants.toml loses points ("killed");
+- with `seeds`, the solution re-seeded through mutants.toml's [[seed]] entries still earns every point
+  (thresholded tests pass on every seed, not only the one the author tried);
+- with `auto_mutants`, automatic mutants of the solution regions are graded and the kill rate reported,
+  with the survivors (code no test checks);
+- rules declared on solution cells name things that exist;
 - optionally (`with_nbgrader`), nbgrader autograde agrees on the solution and the blank release.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import tempfile
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
-from autograder import cells
+from autograder import auto_mutants, mutants
 from autograder.course import Course, CourseError
 from autograder.grade import AssignmentSource
 from autograder.release import solution_notebook
 from autograder.results import SubmissionResult
+from course_utils import rules
 
-MUTANTS_FILE = "mutants.toml"
+AUTO_MUTANT_CELL_TIMEOUT_S = 90  # an automatic mutant may loop forever; no solution cell needs this long
 
 
 @dataclass
@@ -30,12 +36,38 @@ class Check:
     expected: str
     got: str
     ok: bool
+    group: str = ""  # "solution", "blank", "mutant", "seed", "nbgrader"
+
+
+@dataclass
+class AutoMutantScore:
+    generated: int  # all automatic mutants of the assignment
+    accepted: int  # of those, accepted in mutants.toml as unable to change behaviour
+    graded: int  # how many were graded (a sample, or all that are not accepted)
+    survivors: list[auto_mutants.AutoMutant] = field(default_factory=list)
+
+    @property
+    def killed(self) -> int:
+        return self.graded - len(self.survivors)
+
+    @property
+    def rate(self) -> float:
+        return self.killed / self.graded if self.graded else 1.0
+
+    def lines(self) -> list[str]:
+        lines = [
+            f"  automatic mutants: {self.killed} of {self.graded} killed ({100 * self.rate:.1f}%); "
+            f"{self.generated} generated, {self.accepted} accepted as equivalent"
+        ]
+        lines += [f"    survived: {mutant.id}" for mutant in self.survivors]
+        return lines
 
 
 @dataclass
 class ValidationReport:
     assignment: str
     checks: list[Check] = field(default_factory=list)
+    auto: AutoMutantScore | None = None
 
     @property
     def ok(self) -> bool:
@@ -43,8 +75,8 @@ class ValidationReport:
 
     @property
     def mutation_score(self) -> str:
-        mutants = [check for check in self.checks if check.name.startswith("mutant")]
-        return f"{sum(c.ok for c in mutants)}/{len(mutants)}"
+        declared = [check for check in self.checks if check.group == "mutant"]
+        return f"{sum(c.ok for c in declared)}/{len(declared)}"
 
     def table(self) -> str:
         width = max(len(check.name) for check in self.checks)
@@ -52,87 +84,144 @@ class ValidationReport:
         for check in self.checks:
             mark = "ok  " if check.ok else "MISS"
             lines.append(f"  {mark} {check.name:<{width}}  expected {check.expected:<14} got {check.got}")
+        if self.auto is not None:
+            lines += self.auto.lines()
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class Mutant:
-    name: str
-    cell: str
-    replace: str
-    with_: str
+def _auto_mutant_submissions(
+    source: AssignmentSource, declared: mutants.MutantsFile, sample: int | None, sample_seed: int
+) -> tuple[dict[str, tuple[auto_mutants.AutoMutant, dict]], int, int]:
+    """({student: (mutant, notebooks)}, how many were generated, how many are accepted as equivalent)."""
+    generated = auto_mutants.notebook_mutants(source.notebooks)
+    ids = {mutant.id for _, mutant in generated}
+    for accepted_id in declared.accepted:
+        if accepted_id not in ids:
+            cell = accepted_id.split(":", 1)[0]
+            raise CourseError(
+                f"{declared.path}: accepted mutant {accepted_id!r} no longer matches the source of cell {cell!r}"
+            )
+    mutated_cells = {mutant.cell for _, mutant in generated}
+    for cell in declared.accepted_cells:
+        if cell not in mutated_cells:
+            raise CourseError(f"{declared.path}: accepted cell {cell!r} is not a solution cell with code to mutate")
+
+    def accepted(mutant: auto_mutants.AutoMutant) -> bool:
+        return mutant.id in declared.accepted or mutant.cell in declared.accepted_cells
+
+    candidates = [(name, mutant) for name, mutant in generated if not accepted(mutant)]
+    accepted_count = len(generated) - len(candidates)
+    if sample is not None and sample < len(candidates):
+        chosen = sorted(random.Random(sample_seed).sample(range(len(candidates)), sample))
+        candidates = [candidates[index] for index in chosen]
+    submissions = {}
+    for number, (name, mutant) in enumerate(candidates):
+        notebooks = {}
+        for other, notebook in source.notebooks.items():
+            changed = nbformat.from_dict(notebook)
+            if other == name:
+                for cell in changed.cells:
+                    if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade_id") == mutant.cell:
+                        cell.source = mutant.source
+            notebooks[other] = solution_notebook(changed)
+        submissions[f"auto_{number:04d}"] = (mutant, notebooks)
+    return submissions, len(generated), accepted_count
 
 
-def load_mutants(course: Course, assignment: str) -> list[Mutant]:
-    path = course.source_dir / assignment / MUTANTS_FILE
-    if not path.is_file():
-        return []
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise CourseError(f"{path}: not valid TOML: {error}") from None
-    mutants = []
-    for number, entry in enumerate(data.get("mutant", []), start=1):
-        missing = [key for key in ("name", "cell", "replace", "with") if not isinstance(entry.get(key), str)]
-        if missing:
-            raise CourseError(f"{path}: mutant {number} lacks {', '.join(missing)}")
-        mutants.append(Mutant(entry["name"], entry["cell"], entry["replace"], entry["with"]))
-    return mutants
-
-
-def mutate(source: AssignmentSource, mutant: Mutant) -> tuple[str, nbformat.NotebookNode]:
-    """The notebook (name, solution version) with the mutant's replacement applied in its cell."""
+def check_rule_declarations(source: AssignmentSource, course: Course) -> None:
+    """A rule that names something that does not exist is an authoring error: one line, file and cell."""
     for name, notebook in source.notebooks.items():
-        mutated = nbformat.from_dict(notebook)
-        for cell in mutated.cells:
-            if cells.grade_id(cell) == mutant.cell and cells.role(cell) == "solution":
-                count = cell.source.count(mutant.replace)
-                if count != 1:
-                    raise CourseError(
-                        f"mutant {mutant.name!r}: {mutant.replace!r} occurs {count} times in cell {mutant.cell!r} "
-                        "(must be exactly once)"
-                    )
-                cell.source = cell.source.replace(mutant.replace, mutant.with_)
-                return name, solution_notebook(mutated)
-    raise CourseError(f"mutant {mutant.name!r}: no solution cell {mutant.cell!r} in {source.name}")
+        for cell in notebook.cells:
+            try:
+                rules.rule_of(cell.metadata)
+            except rules.RuleError as error:
+                where = course.source_dir / source.name / name
+                grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+                raise CourseError(f"{where}: cell {grade_id!r}: {error}") from None
 
 
 def validate(
-    course: Course, assignment: str, with_nbgrader: bool = False, workers: int | None = None, quick: bool = False
+    course: Course,
+    assignment: str,
+    with_nbgrader: bool = False,
+    workers: int | None = None,
+    quick: bool = False,
+    seeds: int = 0,
+    auto_mutants_sample: int | None = None,
+    auto: bool = False,
+    sample_seed: int = 0,
 ) -> ValidationReport:
-    """Grade the demo batch (solution, blank release, one submission per mutant) and check each verdict.
+    """Grade the demo batch (solution, blank release, one submission per mutant, seed runs, automatic
+    mutants) and check each verdict.
 
     quick: grade each mutant only up to its first lost point (enough to know it is caught; the report
-    then names that one test instead of every test that catches it)."""
+    then names that one test instead of every test that catches it).
+    seeds: also grade the solution with {seed} = 1..seeds-1 in mutants.toml's [[seed]] entries.
+    auto: grade automatic mutants, all of them or a sample of auto_mutants_sample (chosen with sample_seed)."""
     from autograder.batch import grade_batch
     from autograder.demo import build_demo_course
 
     report = ValidationReport(assignment)
-    mutants = load_mutants(course, assignment)
     if not (course.release_dir / assignment).is_dir():
         raise CourseError(f"{course.release_dir / assignment}: missing; run `course release {assignment}` first")
+    source = AssignmentSource.load(course, assignment)
+    check_rule_declarations(source, course)
+    declared = mutants.load(course, assignment)
+    for mutant in declared.mutants:  # an entry that no longer matches fails here, before any grading
+        mutants.apply_edits(source.notebooks, mutant.edits, mutant.name, declared.path)
+    if seeds > 1 and not declared.seeds:
+        raise CourseError(f"{declared.path}: no [[seed]] entry, so the solution cannot be re-seeded")
+    extra = {
+        f"seed_{seed:02d}": mutants.apply_edits(
+            source.notebooks, mutants.seeded(declared.seeds, seed), f"seed {seed}", declared.path
+        )
+        for seed in range(1, seeds)
+    }
+    auto_submissions, generated, accepted = (
+        _auto_mutant_submissions(source, declared, auto_mutants_sample, sample_seed) if auto else ({}, 0, 0)
+    )
+    extra.update({student: notebooks for student, (_, notebooks) in auto_submissions.items()})
+
     with tempfile.TemporaryDirectory(prefix="validate-") as tmp:
-        demo = build_demo_course(course, assignment, Path(tmp) / "course", garbage=False)
-        mutants_only = (lambda student: student.startswith("mutant_")) if quick else None
+        demo = build_demo_course(course, assignment, Path(tmp) / "course", garbage=False, extra=extra)
+        if auto:
+            with open(demo.root / "nbgrader_config.py", "a") as config:
+                config.write(f"\nc.ExecutePreprocessor.timeout = {AUTO_MUTANT_CELL_TIMEOUT_S}\n")
+            demo = Course.load(demo.root)
+        stop = (lambda student: student.startswith(("mutant_", "auto_"))) if quick else None
         batch = grade_batch(demo, assignment, workers=workers or os.cpu_count() or 1, force=True,
-                            show_progress=False, stop_after_loss=mutants_only)  # fmt: skip
+                            show_progress=False, stop_after_loss=stop)  # fmt: skip
     results = {result.student: result for result in batch.results}
 
     solved, blank = results["correct_00"], results["blank_00"]
     full = f"{solved.auto_max:g}/{solved.auto_max:g}"
-    failing = [f"{c.grade_id}: {c.message}" for c in solved.cells if not c.manual and c.score < c.max_points]
-    got = _score(solved) + (f" ({failing[0][:200]})" if failing else "") + "; ".join(solved.problems)
-    report.checks.append(Check("solution", full, got, solved.score == solved.auto_max > 0 and not failing))
-    report.checks.append(Check("blank release", f"0/{blank.auto_max:g}", _score(blank), blank.score == 0))
-    for number, mutant in enumerate(mutants):
+    report.checks.append(_full_marks_check("solution", solved, "solution"))
+    report.checks.append(Check("blank release", f"0/{blank.auto_max:g}", _score(blank), blank.score == 0, "blank"))
+    for number, mutant in enumerate(declared.mutants):
         graded = results[f"mutant_{number:02d}"]
         lost = [c.grade_id for c in graded.cells if not c.manual and c.score < c.max_points]
         got = _score(graded) + (f" (fails {', '.join(lost[:3])})" if lost else "")
-        report.checks.append(Check(f"mutant: {mutant.name}", f"< {full}", got, graded.score < solved.auto_max))
+        killed = graded.score < solved.auto_max
+        report.checks.append(Check(f"{mutant.kind}: {mutant.name}", f"< {full}", got, killed, "mutant"))
+    for seed in range(1, seeds):
+        report.checks.append(_full_marks_check(f"solution, seed {seed}", results[f"seed_{seed:02d}"], "seed"))
+    if auto:
+        survivors = [
+            mutant for student, (mutant, _) in auto_submissions.items()
+            if results[student].score >= solved.auto_max
+        ]  # fmt: skip
+        report.auto = AutoMutantScore(generated, accepted, len(auto_submissions), survivors)
 
     if with_nbgrader:
         report.checks.extend(nbgrader_checks(course, assignment))
     return report
+
+
+def _full_marks_check(name: str, result: SubmissionResult, group: str) -> Check:
+    failing = [f"{c.grade_id}: {c.message}" for c in result.cells if not c.manual and c.score < c.max_points]
+    got = _score(result) + (f" ({failing[0][:200]})" if failing else "") + "; ".join(result.problems)
+    ok = result.score == result.auto_max > 0 and not failing
+    return Check(name, f"{result.auto_max:g}/{result.auto_max:g}", got, ok, group)
 
 
 def _score(result: SubmissionResult) -> str:
@@ -157,11 +246,13 @@ def nbgrader_checks(course: Course, assignment: str) -> list[Check]:
             f"{solution.auto_max:g}/{solution.auto_max:g}",
             f"{solution.auto_score:g}/{solution.auto_max:g}",
             solution.auto_score == solution.auto_max > 0,
+            "nbgrader",
         ),
         Check(
             "nbgrader: blank release",
             f"0/{blank.auto_max:g}",
             f"{blank.auto_score:g}/{blank.auto_max:g}",
             blank.auto_score == 0,
+            "nbgrader",
         ),
     ]

@@ -2,19 +2,28 @@
 
 import pytest
 
+from autograder import mutants
 from autograder.course import REPO_ROOT, Course, CourseError
 from autograder.release import release
-from autograder.validate import load_mutants, validate
+from autograder.validate import validate
 
 COURSE_ASSIGNMENTS = Course.load(REPO_ROOT).assignments()
 
 
+AUTO_MUTANT_SAMPLE = 6  # per assignment in CI; bench/auto_mutants.py grades them all
+
+
 @pytest.mark.parametrize("assignment", COURSE_ASSIGNMENTS)
 def test_assignment_validates(repo_course, assignment):
-    report = validate(repo_course, assignment, quick=True)  # each seeded bug graded up to its first lost point
+    """The solution (re-seeded 5 times: thresholded tests pass on every seed), the blank release, every
+    declared bug, mistake and cheat, and a sample of automatic mutants, graded in one batch."""
+    report = validate(repo_course, assignment, quick=True, seeds=5, auto=True, auto_mutants_sample=AUTO_MUTANT_SAMPLE)
     assert report.ok, report.table()
-    mutants = [check for check in report.checks if check.name.startswith("mutant")]
-    assert len(mutants) >= 10, f"{assignment} declares only {len(mutants)} mutants"
+    declared = [check for check in report.checks if check.group == "mutant"]
+    assert len(declared) >= 10, f"{assignment} declares only {len(declared)} mutants"
+    assert len([check for check in report.checks if check.group == "seed"]) == 4, report.table()
+    assert report.auto.graded == AUTO_MUTANT_SAMPLE < report.auto.generated, report.table()
+    assert report.auto.killed >= AUTO_MUTANT_SAMPLE // 2, report.table()
 
 
 def test_fixture_course_validates_and_a_surviving_mutant_is_reported(fixture_course):
@@ -31,20 +40,24 @@ def test_fixture_course_validates_and_a_surviving_mutant_is_reported(fixture_cou
     )
     report = validate(fixture_course, "ps1")
     assert not report.ok and report.mutation_score == "2/3"
-    assert "MISS mutant: harmless" in report.table()
+    assert "MISS bug: harmless" in report.table()
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
         ("[[mutant]\nname = 1", "not valid TOML"),
-        ('[[mutant]]\nname = "x"\ncell = "mean"\nreplace = "y"', "lacks with"),
+        ('[[mutant]]\nname = "x"\ncell = "mean"\nreplace = "y"', "mutant 1: give either cell, replace and with"),
+        ('[[mutant]]\nname = "x"\nkind = "oops"\ncell = "m"\nreplace = "y"\nwith = "z"', "mutant 1, kind: 'oops'"),
+        ('[[mutant]]\nname = "x"\nedits = [{cell = "m", replace = "y"}]', "mutant 1, edits 1: 'with' is a required"),
+        ('[[accepted]]\nreason = "x"', "accepted 1: give either id"),
+        ('[[seed]]\ncell = "m"', "seed 1: 'replace' is a required property"),
     ],
 )
 def test_broken_mutant_files_name_the_problem(fixture_course, text, message):
     (fixture_course.source_dir / "ps1" / "mutants.toml").write_text(text)
-    with pytest.raises(CourseError, match=message):
-        load_mutants(fixture_course, "ps1")
+    with pytest.raises(CourseError, match=f"mutants.toml: {message}" if "TOML" not in message else message):
+        mutants.load(fixture_course, "ps1")
 
 
 def test_mutant_that_does_not_apply_is_a_course_error(fixture_course):
@@ -52,5 +65,41 @@ def test_mutant_that_does_not_apply_is_a_course_error(fixture_course):
     (fixture_course.source_dir / "ps1" / "mutants.toml").write_text(
         '[[mutant]]\nname = "typo"\ncell = "mean"\nreplace = "no such text"\nwith = "x"\n'
     )
-    with pytest.raises(CourseError, match="occurs 0 times in cell 'mean'"):
+    with pytest.raises(CourseError, match="mutants.toml: typo: 'no such text' occurs 0 times in cell 'mean'"):
         validate(fixture_course, "ps1")
+
+
+def test_mutants_of_every_kind_seeds_and_automatic_mutants(fixture_course):
+    release(fixture_course, "ps1")
+    (fixture_course.source_dir / "ps1" / "mutants.toml").write_text(
+        '[[mutant]]\nname = "two cells at once"\nkind = "cheat"\nedits = [\n'
+        '  { cell = "squares", replace = "range(1, n + 1)", with = "range(0, n)" },\n'
+        '  { cell = "mean", replace = "len(xs)", with = "(len(xs) + 1)" },\n]\n'
+        '[[mutant]]\nname = "harmless"\nkind = "mistake"\ncell = "mean"\n'
+        'replace = "sum(xs) / len(xs)"\nwith = "sum(xs) / len(xs) + 0.0"\n'
+        '[[seed]]\ncell = "normalise"\nreplace = "return v / np.linalg.norm(v)"\n'
+        'with = "return v / np.linalg.norm(v) * (1 + 0 * {seed})"\n'
+        '[[accepted]]\nid = "squares: line 4: `n < 1` -> `n <= 1`"\nreason = "squares(1) is [1] either way"\n'
+    )
+    report = validate(fixture_course, "ps1", seeds=3, auto=True)
+    table = report.table()
+    assert report.mutation_score == "1/2" and not report.ok, table
+    assert "ok   cheat: two cells at once" in table and "MISS mistake: harmless" in table
+    assert [c.ok for c in report.checks if c.group == "seed"] == [True, True], table
+    auto = report.auto
+    assert auto.accepted == 1 and auto.graded == auto.generated - 1 > 5, table
+    assert f"automatic mutants: {auto.killed} of {auto.graded} killed" in table
+    survivors = {mutant.id for mutant in auto.survivors}
+    assert survivors == {"squares: line 4: `1` -> `0`"}, table  # no test asks for squares(0)
+    assert all(f"survived: {survivor}" in table for survivor in survivors)
+
+
+def test_stale_accepted_mutants_and_seeds_name_the_file_and_cell(fixture_course):
+    release(fixture_course, "ps1")
+    path = fixture_course.source_dir / "ps1" / "mutants.toml"
+    path.write_text('[[accepted]]\nid = "mean: line 9: `a` -> `b`"\nreason = "gone"\n')
+    with pytest.raises(CourseError, match=r"mutants.toml: accepted mutant .* no longer matches the source of cell 'mean'"):
+        validate(fixture_course, "ps1", auto=True)
+    path.write_text('[[seed]]\ncell = "mean"\nreplace = "np.random.seed(0)"\nwith = "np.random.seed({seed})"\n')
+    with pytest.raises(CourseError, match="mutants.toml: seed 1: 'np.random.seed.0.' occurs 0 times in cell 'mean'"):
+        validate(fixture_course, "ps1", seeds=2)
