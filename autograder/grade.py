@@ -21,11 +21,12 @@ from nbformat import NotebookNode
 
 from autograder import cells, intake, nbnodes
 from autograder.course import Course
-from autograder.judge import Judge, JudgeCache
+from autograder.judge import Judge, JudgeCache, TestOutcome
 from autograder.release import read_source_notebook
 from autograder.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 from autograder.sandbox import Limits
 from autograder.student_process import ColdStudentProcess, StudentGone, StudentProcess
+from course_utils import rules
 
 Launcher = Callable[[Path], StudentProcess]
 
@@ -201,12 +202,18 @@ def grade_notebook(
         return autograded
 
     started = time.monotonic()
+    student_cells: list[tuple[str | None, str]] = []  # what the student's code was, up to here (for rules)
+    setup_cells: list[str] = []
     with launcher(inputs) as process:
         result.isolation = process.isolation
         judge = Judge(process, cache)
         for position, item in enumerate(plan.cells, start=1):
             cell = item.cell
             autograded.cells.append(cell)
+            if item.kind == "student":
+                student_cells.append((item.grade_id, item.code))
+            elif item.kind == "readonly":
+                setup_cells.append(item.code)
             left = timeouts.notebook_s - (time.monotonic() - started)
             if left <= 0 and process.gone_reason is None:
                 process.kill(f"the notebook's time limit of {timeouts.notebook_s:g} s was used up")
@@ -239,6 +246,9 @@ def grade_notebook(
                 cell.outputs = _pending_output(item)
             elif item.kind == "test":
                 outcome = judge.run_test(item.code, item.grade_id, item.points, min(timeouts.cell_s, max(left, 1)))
+                broken = rules.broken_rules(item.code, plan.governed, student_cells, setup_cells)
+                if broken:  # the test still ran: later tests may use what it defines
+                    outcome = TestOutcome(0.0, "; ".join(broken), outcome.output)
                 cell_result = CellResult(
                     plan.name,
                     item.grade_id,

@@ -17,6 +17,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from autograder import cells, nbnodes
+from course_utils import rules
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 MAX_CELL_CHARS = 1_000_000
@@ -40,6 +41,7 @@ class NotebookPlan:
     cells: list[PlanCell] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     problem: str | None = None  # set when the notebook cannot be run at all
+    governed: list[rules.GovernedCell] = field(default_factory=list)  # the source's rules ("by hand" cells)
 
 
 @dataclass
@@ -190,6 +192,10 @@ def build_plan(
             )
         elif role == "solution":
             plan.cells.append(_solution_plan_cell(source_cell, student_by_id.get(gid), student, plan.findings))
+            rule = rules.rule_of(source_cell.metadata, check_names=False)
+            if rule is not None and source_cell.cell_type == "code":
+                names = frozenset(rules.defined_names(source_cell.source))
+                plan.governed.append(rules.GovernedCell(gid, rule, names))
         if gid in source_ids:
             add_student_cells(gid)
     return plan

@@ -35,6 +35,8 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 
+from course_utils import rules
+
 MAX_CODE_CHARS = 70  # a check's code is shown on one line, cut to this length
 
 
@@ -77,7 +79,7 @@ class TestResult:
         return next((row for row in self.rows if row.status != "PASS"), None)
 
     def headline(self) -> str:
-        if self.rows and self.rows[0].line is None:  # the notebook or the cell could not be read
+        if self.rows and self.rows[0].line is None and self.rows[0].status == "ERROR":  # notebook or cell unreadable
             return f"{self.grade_id}: not checked"
         if self.checks == 0 and self.ok:
             return f"{self.grade_id}: ran without error (no public checks; hidden tests decide)"
@@ -246,6 +248,40 @@ def read_test_cells(notebook_file: str) -> dict[str, str]:
     return tests
 
 
+def rule_messages(notebook_file: str, grade_id: str) -> list[str]:
+    """What the rules of the notebook's "by hand" cells say about the code a test uses (as last saved):
+    the grader fails the test for the same reasons (course_utils.rules)."""
+    with open(os.path.abspath(notebook_file), encoding="utf-8") as file:
+        notebook = json.load(file)
+    governed, student, setup = [], [], []
+    for cell in notebook.get("cells", []):
+        metadata = cell.get("metadata", {})
+        nbgrader = metadata.get("nbgrader", {})
+        code = _source(cell)
+        if cell.get("cell_type") != "code" or metadata.get("course", {}).get("selfcheck"):
+            continue
+        if nbgrader.get("grade") and not nbgrader.get("solution"):
+            if nbgrader.get("grade_id") == grade_id:
+                return rules.broken_rules(code, governed, student, setup)
+        elif nbgrader.get("solution"):
+            student.append((nbgrader.get("grade_id"), code))
+            rule = rules.rule_of(metadata, check_names=False)
+            if rule is not None:
+                names = frozenset(rules.defined_names(code))
+                governed.append(rules.GovernedCell(nbgrader.get("grade_id"), rule, names))
+        elif nbgrader.get("locked"):
+            setup.append(code)
+        else:
+            student.append((None, code))
+    return []
+
+
+def _add_rule_rows(result: TestResult, notebook_file: str) -> None:
+    for message in rule_messages(notebook_file, result.grade_id):
+        result.checks += 1
+        result.rows.append(Row("FAIL", None, "rule", message, hint="the grader fails this test for the same reason"))
+
+
 # --- running one test cell, a statement at a time ----------------------------------------------------------
 
 
@@ -365,7 +401,9 @@ def check(notebook_file: str, grade_id: str, namespace: dict | None = None) -> C
             _problem(grade_id, f"{notebook_file} has no test cell {grade_id!r}; was it deleted? Its tests are graded.")
         )
     try:
-        return CheckResult(run_test(grade_id, tests[grade_id], namespace))
+        result = run_test(grade_id, tests[grade_id], namespace)
+        _add_rule_rows(result, notebook_file)
+        return CheckResult(result)
     except Exception as error:  # a self-check must never stop Run All
         return CheckResult(_problem(grade_id, f"the self-check itself failed: {type(error).__name__}: {error}"))
 
@@ -383,6 +421,7 @@ def check_all(notebook_file: str, namespace: dict | None = None) -> NotebookResu
     for grade_id, code in tests.items():
         try:
             results.append(run_test(grade_id, code, namespace))
+            _add_rule_rows(results[-1], notebook_file)
         except Exception as error:
             results.append(_problem(grade_id, f"the self-check itself failed: {type(error).__name__}: {error}"))
     return NotebookResult(results)

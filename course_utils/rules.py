@@ -1,0 +1,252 @@
+"""Rules for "by hand" exercises: what a solution cell's code may not use.
+
+A source notebook declares a rule on a solution cell, beside its nbgrader metadata:
+
+    "metadata": {"nbgrader": {...}, "course": {"forbid": ["torch"], "must_be": "written with numpy"}}
+
+`forbid` lists dotted names: a module ("torch") forbids everything in it; a longer name
+("torch.nn.functional.scaled_dot_product_attention") forbids that one thing. The check reads the
+submitted cell's source, never runs it: imports, attribute chains through import aliases (`F.conv2d`
+after `import torch.nn.functional as F`), and `__import__("torch")` / `importlib.import_module("torch")`.
+It finds honest-but-lazy library use; it does not try to defeat deliberate obfuscation.
+
+The grader (judge side) and the self-check both use this module, so it needs the standard library only.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+from dataclasses import dataclass
+
+
+class RuleError(Exception):
+    """A rule declaration that cannot be right (not a list of names, or a name that does not exist)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    forbid: tuple[str, ...]
+    must_be: str  # completes "<function> must be ...", e.g. "written with numpy"
+
+
+@dataclass(frozen=True)
+class Violation:
+    line: int  # 1-based, in the cell
+    used: str  # the dotted name found, e.g. "torch.autograd.grad"
+    function: str | None  # the top-level function or class the line is in, if any
+
+    def message(self, rule: Rule, cell: str) -> str:
+        who = self.function or f"cell {cell}"
+        return f"{who} must be {rule.must_be}: it uses {self.used} at line {self.line}"
+
+
+def _exists(dotted: str) -> bool:
+    parts = dotted.split(".")
+    try:
+        if importlib.util.find_spec(parts[0]) is None:
+            return False
+    except (ImportError, ValueError):
+        return False
+    for end in range(len(parts), 0, -1):  # the longest importable prefix, then attributes
+        try:
+            found = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        for attribute in parts[end:]:
+            if not hasattr(found, attribute):
+                return False
+            found = getattr(found, attribute)
+        return True
+    return False
+
+
+def rule_of(metadata: dict, check_names: bool = True) -> Rule | None:
+    """The rule a cell declares in metadata["course"], or None. check_names: every forbidden name must
+    exist (importable module, or an attribute of one)."""
+    course = metadata.get("course")
+    if not isinstance(course, dict) or "forbid" not in course:
+        return None
+    forbid, must_be = course.get("forbid"), course.get("must_be", "written without " + ", ".join(course["forbid"]))
+    if not isinstance(forbid, list) or not forbid or not all(isinstance(name, str) and name for name in forbid):
+        raise RuleError(f"course.forbid must be a non-empty list of dotted names, not {forbid!r}")
+    if not isinstance(must_be, str):
+        raise RuleError(f"course.must_be must be text, not {must_be!r}")
+    if check_names:
+        unknown = [name for name in forbid if not _exists(name)]
+        if unknown:
+            raise RuleError(f"course.forbid names {', '.join(unknown)}, which is not a module or anything in one")
+    return Rule(tuple(forbid), must_be)
+
+
+def import_aliases(code: str) -> dict[str, str]:
+    """{local name: dotted name} for every import in the code (anywhere in it)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return {}
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    aliases[alias.asname] = alias.name
+                else:
+                    root = alias.name.split(".")[0]
+                    aliases[root] = root
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return aliases
+
+
+def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
+    """`F.conv2d` -> "torch.nn.functional.conv2d" when F is an import alias; None otherwise."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name) and node.id in aliases:
+        return ".".join([aliases[node.id], *reversed(parts)])
+    return None
+
+
+def _matches(used: str, forbid: tuple[str, ...]) -> bool:
+    return any(used == name or used.startswith(name + ".") for name in forbid)
+
+
+def _imported_by_call(node: ast.Call) -> str | None:
+    """The module a `__import__("x")` or `importlib.import_module("x")` call names, if a constant."""
+    func = node.func
+    is_import = (isinstance(func, ast.Name) and func.id in ("__import__", "import_module")) or (
+        isinstance(func, ast.Attribute) and func.attr == "import_module"
+    )
+    if is_import and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+        return node.args[0].value
+    return None
+
+
+def _functions(tree: ast.Module) -> list[tuple[int, int, str]]:
+    return [
+        (node.lineno, node.end_lineno or node.lineno, node.name)
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    ]
+
+
+def violations(code: str, rule: Rule, known_aliases: dict[str, str] | None = None) -> list[Violation]:
+    """Every use of a forbidden name in the code, in line order. known_aliases: the imports that earlier
+    cells made (a notebook's setup cell imports torch; using it here still counts)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []  # the cell cannot run at all; its tests fail on their own
+    aliases = {**(known_aliases or {}), **import_aliases(code)}
+    functions = _functions(tree)
+    found: dict[int, str] = {}
+
+    def record(line: int, used: str) -> None:
+        if _matches(used, rule.forbid) and line not in found:
+            found[line] = used
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                record(node.lineno, alias.name)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                record(node.lineno, f"{node.module}.{alias.name}")
+        elif isinstance(node, ast.Call) and _imported_by_call(node):
+            record(node.lineno, _imported_by_call(node))
+        elif isinstance(node, ast.Attribute | ast.Name) and isinstance(getattr(node, "ctx", None), ast.Load):
+            used = _dotted(node, aliases)
+            if used is not None:
+                record(node.lineno, used)
+
+    def function_at(line: int) -> str | None:
+        return next((name for start, end, name in functions if start <= line <= end), None)
+
+    # ast.walk meets `torch` before `torch.autograd.grad`; keep the longest name found on each line
+    longest: dict[int, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and node.lineno in found:
+            used = _dotted(node, aliases)
+            if used is not None and _matches(used, rule.forbid) and len(used) > len(longest.get(node.lineno, "")):
+                longest[node.lineno] = used
+    return [Violation(line, longest.get(line, used), function_at(line)) for line, used in sorted(found.items())]
+
+
+def defined_names(code: str) -> set[str]:
+    """Top-level functions, classes and assigned names of a cell: what a rule on it governs."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(target.id for target in node.targets if isinstance(target, ast.Name))
+    return names
+
+
+@dataclass(frozen=True)
+class GovernedCell:
+    """A solution cell with a rule, and the names it defines (the names the rule follows into tests)."""
+
+    grade_id: str
+    rule: Rule
+    names: frozenset[str]
+
+
+def referenced_names(code: str) -> set[str]:
+    try:
+        return {node.id for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Name)}
+    except SyntaxError:
+        return set()
+
+
+def _affected_names(code: str, violation: Violation, governed: frozenset[str]) -> set[str]:
+    """The names whose tests a violation fails: the function it is in and the cell's functions that call
+    that one; everything the cell defines when it is outside any function."""
+    if violation.function is None:
+        return set(governed) | defined_names(code)
+    affected = {violation.function}
+    for node in ast.parse(code).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if violation.function in referenced_names(ast.unparse(node)):
+                affected.add(node.name)
+    return affected
+
+
+def broken_rules(
+    test_code: str,
+    governed: list[GovernedCell],
+    student_cells: list[tuple[str | None, str]],
+    setup_code: list[str],
+) -> list[str]:
+    """Messages for the rules a test depends on that the student's code breaks.
+
+    A test depends on a rule when it names something the governed cell defines. The code checked is the
+    governed cell as submitted, and any other student cell that (re)defines one of those names; a use of a
+    forbidden name inside one function fails the tests of that function and of those that call it.
+    student_cells: (grade_id or None for an added cell, code) of the student's cells before the test;
+    setup_code: the read-only cells before the test (their imports are aliases the student can use)."""
+    referenced = referenced_names(test_code)
+    aliases: dict[str, str] = {}
+    for code in [*setup_code, *(code for _, code in student_cells)]:
+        aliases.update(import_aliases(code))
+    messages = []
+    for cell in governed:
+        wanted = cell.names & referenced
+        if not wanted:
+            continue
+        for grade_id, code in student_cells:
+            if grade_id == cell.grade_id or (grade_id is None and defined_names(code) & wanted):
+                found = violations(code, cell.rule, aliases)
+                found = [v for v in found if _affected_names(code, v, cell.names) & wanted]
+                if found:
+                    messages.append(found[0].message(cell.rule, cell.grade_id))
+    return messages

@@ -1,0 +1,113 @@
+"""Rules for "by hand" exercises: declared on a source cell, checked judge-side on the submitted source."""
+
+import nbformat
+import pytest
+
+from autograder.batch import grade_batch
+from autograder.course import CourseError
+from autograder.release import release
+from autograder.validate import validate
+from course_utils import rules
+from course_utils.selfcheck import check
+from tests.helpers import MEAN_OK, NORMALISE_OK, submit
+
+NUMPY_ONLY = rules.Rule(("torch",), "written with numpy")
+
+
+def test_every_way_of_reaching_a_forbidden_module_is_found():
+    code = (
+        "import torch.nn.functional as F\n"
+        "def f(x):\n"
+        "    return F.relu(x)\n"
+        "from torch import autograd\n"
+        "g = __import__('torch')\n"
+        "import importlib\n"
+        "h = importlib.import_module('torch.nn')\n"
+        "k = torch.autograd.grad(y, x)\n"
+        "ok = np.maximum(0, x)\n"
+    )
+    found = rules.violations(code, NUMPY_ONLY, {"torch": "torch", "np": "numpy"})
+    assert [(v.line, v.used, v.function) for v in found] == [
+        (1, "torch.nn.functional", None),
+        (3, "torch.nn.functional.relu", "f"),
+        (4, "torch.autograd", None),
+        (5, "torch", None),
+        (7, "torch.nn", None),
+        (8, "torch.autograd.grad", None),
+    ]
+
+
+def test_one_name_can_be_forbidden_and_the_rest_of_the_module_allowed():
+    rule = rules.Rule(("torch.nn.functional.scaled_dot_product_attention", "torch.nn.MultiheadAttention"), "by hand")
+    code = (
+        "w = F.softmax(q @ k.T, dim=-1)\ny = F.scaled_dot_product_attention(q, k, v)\n"
+        "m = nn.MultiheadAttention(4, 2)\n"
+    )
+    found = rules.violations(code, rule, {"F": "torch.nn.functional", "nn": "torch.nn"})
+    assert [v.line for v in found] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    "metadata, message",
+    [
+        ({"course": {"forbid": ["torhc"]}}, "torhc, which is not a module"),
+        ({"course": {"forbid": ["torch.nn.NoSuchLayer"]}}, "torch.nn.NoSuchLayer, which is not"),
+        ({"course": {"forbid": "torch"}}, "must be a non-empty list"),
+    ],
+)
+def test_a_declaration_that_cannot_be_right_is_refused(metadata, message):
+    with pytest.raises(rules.RuleError, match=message):
+        rules.rule_of(metadata)
+
+
+def _declare(course, cell: str, forbid: list[str], must_be: str) -> None:
+    path = course.source_dir / "ps1" / "ps1.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    for source_cell in nb.cells:
+        if source_cell.metadata.get("nbgrader", {}).get("grade_id") == cell:
+            source_cell.metadata["course"] = {"forbid": forbid, "must_be": must_be}
+    nbformat.write(nb, path)
+
+
+def test_a_rule_naming_an_unknown_module_fails_validate_with_file_and_cell(fixture_course):
+    _declare(fixture_course, "squares", ["nosuchmodule"], "by hand")
+    release(fixture_course, "ps1")
+    with pytest.raises(CourseError, match=r"ps1/ps1.ipynb: cell 'squares': course.forbid names nosuchmodule"):
+        validate(fixture_course, "ps1")
+
+
+def test_breaking_a_rule_fails_the_tests_of_that_function_only(fixture_course):
+    _declare(fixture_course, "squares", ["math"], "written with plain arithmetic")
+    release(fixture_course, "ps1")
+    lazy = "def squares(n):\n    return [int(math.pow(i, 2)) for i in range(1, n + 1)]"
+    own = "def squares(n):\n    return [i * i for i in range(1, n + 1)]"
+    added = "import math as m\n\ndef squares(n):\n    return [int(m.pow(i, 2)) for i in range(1, n + 1)]"
+    for student, code, extra in [("lazy", lazy, []), ("own", own, []), ("added_cell", own, [added])]:
+        submit(fixture_course, "ps1", student, {"squares": code, "mean": MEAN_OK, "normalise": NORMALISE_OK},
+               extra_cells=extra)  # fmt: skip
+    results = {r.student: r for r in grade_batch(fixture_course, "ps1", workers=1, show_progress=False).results}
+    verdicts = {s: {c.grade_id: (c.score, c.message) for c in r.cells} for s, r in results.items()}
+    assert verdicts["lazy"]["test_squares"] == (
+        0.0, "squares must be written with plain arithmetic: it uses math.pow at line 2"
+    )
+    assert verdicts["lazy"]["test_mean_partial"][0] == 4.0  # other functions keep their points
+    assert verdicts["own"]["test_squares"] == (2.0, "")
+    # a cell added after the tests redefines squares; it runs after test_squares, so only a later test would see it
+    assert verdicts["added_cell"]["test_squares"] == (2.0, "")
+
+
+def test_the_self_check_shows_the_rule_too(fixture_course, tmp_path):
+    _declare(fixture_course, "squares", ["math"], "written with plain arithmetic")
+    release(fixture_course, "ps1")
+    nb = nbformat.read(fixture_course.release_dir / "ps1" / "ps1.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "squares":
+            cell.source = "def squares(n):\n    return [int(math.pow(i, 2)) for i in range(1, n + 1)]"
+    path = tmp_path / "ps1.ipynb"
+    nbformat.write(nb, path)
+    namespace = {"math": __import__("math")}
+    exec(nb.cells[1].source + "\n" + nb.cells[2].source, namespace)
+    result = check(str(path), "test_squares", namespace)
+    assert not result.ok
+    assert "squares must be written with plain arithmetic: it uses math.pow at line 2" in str(result)
+    assert "2 of 3 public checks passed" in str(result)
