@@ -2,6 +2,7 @@
 
     images, labels = load_mnist("train", limit=6000)   # (6000, 1, 28, 28) float32 in [0, 1], (6000,) int64
     images = load_mnist_images("test")                  # (10000, 1, 28, 28): no labels read
+    unseen = jitter(images, seed=123)                   # moved by up to a pixel, noise added: no file has them
 
 The files are the original IDX files (gzip-compressed). IDX layout, big-endian throughout:
     bytes 0-1  zero
@@ -85,3 +86,22 @@ def load_mnist_labels(split, limit=None):
 def load_mnist(split, limit=None):
     """(images (N, 1, 28, 28) float32 in [0, 1], labels (N,) int64) of `split`, the first `limit` only."""
     return load_mnist_images(split, limit), load_mnist_labels(split, limit)
+
+
+def jitter(images, seed, max_shift=1, noise=0.1):
+    """A copy of `images` (N, 1, H, W) in [0, 1], each moved by a random whole number of pixels (up to
+    `max_shift` along each axis; zeros fill in) plus Gaussian noise of std `noise`, clipped to [0, 1].
+
+    The same digits to a classifier, but matching no file byte for byte: held-out images that a lookup in
+    the public test files cannot answer. `seed` draws the shifts and the noise; a test that relies on
+    this keeps its seed in a hidden block.
+    """
+    rng = np.random.default_rng(seed)
+    images = np.asarray(images, dtype=np.float32)
+    N, _, H, W = images.shape
+    m = max_shift
+    padded = np.pad(images, ((0, 0), (0, 0), (m, m), (m, m)))  # (N, 1, H + 2m, W + 2m)
+    dy, dx = rng.integers(-m, m + 1, size=(2, N))
+    moved = np.stack([padded[n, :, m + dy[n]:m + dy[n] + H, m + dx[n]:m + dx[n] + W] for n in range(N)])
+    noisy = moved + noise * rng.standard_normal(moved.shape).astype(np.float32)
+    return np.clip(noisy, 0.0, 1.0)
