@@ -221,6 +221,29 @@ def _affected_names(code: str, violation: Violation, governed: frozenset[str]) -
     return affected
 
 
+def _reached_names(names: set[str], student_cells: list[tuple[str | None, str]]) -> set[str]:
+    """The names a test reaches: those it uses, and those the student's functions it uses call, and so on
+    (a test of three_layer_convnet_loss depends on the conv_backward_naive it calls)."""
+    bodies: dict[str, set[str]] = {}
+    for _, code in student_cells:
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                bodies.setdefault(node.name, set()).update(
+                    child.id for child in ast.walk(node) if isinstance(child, ast.Name)
+                )
+    reached, todo = set(names), list(names)
+    while todo:
+        for name in bodies.get(todo.pop(), ()):
+            if name not in reached:
+                reached.add(name)
+                todo.append(name)
+    return reached
+
+
 def broken_rules(
     test_code: str,
     governed: list[GovernedCell],
@@ -231,10 +254,11 @@ def broken_rules(
 
     A test depends on a rule when it names something the governed cell defines. The code checked is the
     governed cell as submitted, and any other student cell that (re)defines one of those names; a use of a
-    forbidden name inside one function fails the tests of that function and of those that call it.
+    forbidden name inside one function fails the tests of that function and of the student's functions
+    that call it, directly or not.
     student_cells: (grade_id or None for an added cell, code) of the student's cells before the test;
     setup_code: the read-only cells before the test (their imports are aliases the student can use)."""
-    referenced = referenced_names(test_code)
+    referenced = _reached_names(referenced_names(test_code), student_cells)
     aliases: dict[str, str] = {}
     for code in [*setup_code, *(code for _, code in student_cells)]:
         aliases.update(import_aliases(code))

@@ -111,3 +111,15 @@ def test_the_self_check_shows_the_rule_too(fixture_course, tmp_path):
     assert not result.ok
     assert "squares must be written with plain arithmetic: it uses math.pow at line 2" in str(result)
     assert "2 of 3 public checks passed" in str(result)
+
+
+def test_a_test_depends_on_the_functions_its_functions_call():
+    rule = rules.Rule(("torch",), "written with numpy")
+    conv = "def conv_backward(d, c):\n    return torch.autograd.grad(d, c)\n"
+    net = "def net_loss(x):\n    return helper(x)\n\ndef helper(x):\n    return conv_backward(x, x)\n"
+    governed = [rules.GovernedCell("conv", rule, frozenset({"conv_backward"}))]
+    cells_before = [("conv", conv), ("net", net)]
+    assert rules.broken_rules("loss = net_loss(1)", governed, cells_before, ["import torch"]) == [
+        "conv_backward must be written with numpy: it uses torch.autograd.grad at line 2"
+    ]
+    assert rules.broken_rules("y = 2 * 3", governed, cells_before, ["import torch"]) == []
