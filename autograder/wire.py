@@ -167,7 +167,13 @@ class Encoder:
     def _tensor(self, tensor) -> dict | None:
         import torch
 
-        plain = torch.Tensor.as_subclass(tensor, torch.Tensor).detach().to("cpu").contiguous()
+        try:
+            plain = torch.Tensor.as_subclass(tensor, torch.Tensor).detach()
+        except (RuntimeError, NotImplementedError):  # a sparse tensor has no storage to view
+            return None
+        if plain.device.type == "meta" or plain.layout != torch.strided:
+            return None  # no data to copy (meta) or not one buffer: it stays remote, as a handle
+        plain = plain.to("cpu").contiguous()
         dtype = str(plain.dtype).removeprefix("torch.")
         if plain.dtype == torch.bfloat16:
             array = plain.view(torch.int16).numpy()

@@ -73,6 +73,14 @@ def test_objects_and_object_arrays_stay_behind_as_handles():
     assert [b[0] for b in back] == ["HANDLE"] * 3 and len(handles) == 3
 
 
+def test_tensors_without_data_stay_behind_as_handles():
+    """A meta tensor (a model moved to device="meta" by a test) has no data to send; a sparse one is no
+    single buffer. Both stay in the student process; neither may break the answer."""
+    back, handles = roundtrip([torch.zeros(2, 3, device="meta"), torch.eye(2).to_sparse(), torch.ones(2)])
+    assert [b[0] for b in back[:2]] == ["HANDLE"] * 2 and len(handles) == 2
+    assert torch.equal(back[2], torch.ones(2))
+
+
 @pytest.mark.parametrize(
     "tree, buffers",
     [
