@@ -83,10 +83,6 @@ class Runner:
     def decode(self, tree, buffers):
         return wire.decode(tree, buffers, self.resolve)
 
-    def send_value(self, value) -> None:
-        tree, buffers = wire.encode(value, self.make_handle)
-        wire.write_frame(self.answer_fd, {"ok": True, "value": tree}, buffers)
-
     def send_error(self, error: BaseException) -> None:
         text = student_traceback(error)
         header = {
@@ -201,10 +197,11 @@ class Runner:
                 return
             try:
                 value = self.handle(request, buffers)
+                tree, answer_buffers = wire.encode(value, self.make_handle)  # may raise: then an error answer
             except BaseException as error:  # noqa: BLE001
                 self.send_error(error)
                 continue
-            self.send_value(value)
+            wire.write_frame(self.answer_fd, {"ok": True, "value": tree}, answer_buffers)
 
 
 def preload(modules: list[str]) -> None:
