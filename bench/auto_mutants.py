@@ -47,7 +47,7 @@ def main() -> None:
         print(rows[-1], flush=True)
         survivors += [f"\n## {assignment}: {len(auto.survivors)} survivors\n"]
         survivors += [f"- {mutant.id}" for mutant in auto.survivors]
-    args.out.write_text("# Automatic mutants\n\n" + "\n".join(rows) + "\n" + "\n".join(survivors) + "\n")
+        args.out.write_text("# Automatic mutants\n\n" + "\n".join(rows) + "\n" + "\n".join(survivors) + "\n")
     print("\n".join(rows))
     print(f"survivors in {args.out}")
 
