@@ -129,7 +129,8 @@ def _changed_calls(node: ast.Call) -> Iterator[ast.AST]:
         if keyword.arg in AXIS_KEYWORDS:
             yield ast.Call(node.func, node.args, node.keywords[:index] + node.keywords[index + 1 :])
     positional = [arg for arg in node.args if not isinstance(arg, ast.Starred)]
-    if len(positional) == len(node.args) >= 2 and name not in SYMMETRIC:
+    pair_swap = name in ("transpose", "swapaxes", "swapdims") and len(node.args) == 2  # t(a, b) == t(b, a)
+    if len(positional) == len(node.args) >= 2 and name not in SYMMETRIC and not pair_swap:
         yield ast.Call(node.func, [node.args[1], node.args[0], *node.args[2:]], node.keywords)
 
 

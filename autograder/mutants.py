@@ -20,8 +20,8 @@
     id = "relu: line 14: `x > 0` -> `x >= 0`"
     reason = "..."
 
-    [[accepted]]                    # every automatic mutant of a free-form cell (its test is a metric)
-    cell = "train"
+    [[accepted]]                    # every automatic mutant of a free-form cell (its test is a metric),
+    cell = "train"                  # or only of its lines 12 to 30: lines = [12, 30]
     reason = "any hyperparameters that reach the accuracy threshold are correct"
 
 Every entry must still match the source: an edit whose text is gone is an error naming the file and cell.
@@ -77,9 +77,13 @@ SCHEMA = {
                 "properties": {
                     "id": {"type": "string"},
                     "cell": {"type": "string"},
+                    "lines": {  # [first, last], both included
+                        "type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2,
+                    },
                     "reason": {"type": "string", "minLength": 1},
                 },
                 "required": ["reason"],
+                "dependencies": {"lines": ["cell"]},
                 "oneOf": [{"required": ["id"]}, {"required": ["cell"]}],
                 "additionalProperties": False,
             },
@@ -109,7 +113,7 @@ class MutantsFile:
     mutants: list[Mutant] = field(default_factory=list)
     seeds: list[Edit] = field(default_factory=list)
     accepted: dict[str, str] = field(default_factory=dict)  # automatic mutant id -> why it is harmless
-    accepted_cells: dict[str, str] = field(default_factory=dict)  # cell whose automatic mutants are all accepted
+    accepted_cells: dict[str, tuple[int, int]] = field(default_factory=dict)  # cell -> accepted lines (first, last)
 
 
 def _edit(entry: dict) -> Edit:
@@ -149,7 +153,9 @@ def load(course: Course, assignment: str) -> MutantsFile:
         found.mutants.append(Mutant(entry["name"], edits, entry.get("kind", "bug")))
     found.seeds = [_edit(entry) for entry in data.get("seed", [])]
     found.accepted = {entry["id"]: entry["reason"] for entry in data.get("accepted", []) if "id" in entry}
-    found.accepted_cells = {entry["cell"]: entry["reason"] for entry in data.get("accepted", []) if "cell" in entry}
+    found.accepted_cells = {
+        entry["cell"]: tuple(entry.get("lines", (1, 10**9))) for entry in data.get("accepted", []) if "cell" in entry
+    }
     return found
 
 

@@ -108,7 +108,8 @@ def _auto_mutant_submissions(
             raise CourseError(f"{declared.path}: accepted cell {cell!r} is not a solution cell with code to mutate")
 
     def accepted(mutant: auto_mutants.AutoMutant) -> bool:
-        return mutant.id in declared.accepted or mutant.cell in declared.accepted_cells
+        first, last = declared.accepted_cells.get(mutant.cell, (0, -1))
+        return mutant.id in declared.accepted or first <= mutant.line <= last
 
     candidates = [(name, mutant) for name, mutant in generated if not accepted(mutant)]
     accepted_count = len(generated) - len(candidates)

@@ -47,6 +47,8 @@ def test_transposes_swapped_arguments_and_symmetric_calls():
     assert ("x.T", "x") in found and ("x.T @ dout", "dout @ x.T") in found
     assert ("np.dot(a, b)", "np.dot(b, a)") in found
     assert not [pair for pair in found if pair[1] == "np.maximum(x, 0)"], "maximum is symmetric: no mutant"
+    found = {m.after for m in cell_mutants("c", "### BEGIN SOLUTION\ny = k.transpose(-2, -1)\n### END SOLUTION\n")}
+    assert "k.transpose(-1, -2)" not in found, "transpose(a, b) is transpose(b, a)"
 
 
 def test_the_same_change_twice_on_one_line_gets_two_ids():
