@@ -16,6 +16,7 @@ The grader (judge side) and the self-check both use this module, so it needs the
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 from dataclasses import dataclass
@@ -80,11 +81,20 @@ def rule_of(metadata: dict, check_names: bool = True) -> Rule | None:
     return Rule(tuple(forbid), must_be)
 
 
-def import_aliases(code: str) -> dict[str, str]:
-    """{local name: dotted name} for every import in the code (anywhere in it)."""
+@functools.lru_cache(maxsize=4096)
+def _tree(code: str) -> ast.Module | None:
+    """The cell's syntax tree, parsed once per worker: every test of every submission asks again. Read only."""
     try:
-        tree = ast.parse(code)
+        return ast.parse(code)
     except SyntaxError:
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def import_aliases(code: str) -> dict[str, str]:
+    """{local name: dotted name} for every import in the code (anywhere in it). Read only (cached)."""
+    tree = _tree(code)
+    if tree is None:
         return {}
     aliases = {}
     for node in ast.walk(tree):
@@ -136,52 +146,39 @@ def _functions(tree: ast.Module) -> list[tuple[int, int, str]]:
 
 
 def violations(code: str, rule: Rule, known_aliases: dict[str, str] | None = None) -> list[Violation]:
-    """Every use of a forbidden name in the code, in line order. known_aliases: the imports that earlier
-    cells made (a notebook's setup cell imports torch; using it here still counts)."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    """Every use of a forbidden name in the code, one per line, in line order. known_aliases: the imports
+    that earlier cells made (a notebook's setup cell imports torch; using it here still counts)."""
+    tree = _tree(code)
+    if tree is None:
         return []  # the cell cannot run at all; its tests fail on their own
     aliases = {**(known_aliases or {}), **import_aliases(code)}
-    functions = _functions(tree)
+    inner = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
     found: dict[int, str] = {}
-
-    def record(line: int, used: str) -> None:
-        if _matches(used, rule.forbid) and line not in found:
-            found[line] = used
-
     for node in ast.walk(tree):
+        used = None
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                record(node.lineno, alias.name)
+            used = next((alias.name for alias in node.names if _matches(alias.name, rule.forbid)), None)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            for alias in node.names:
-                record(node.lineno, f"{node.module}.{alias.name}")
-        elif isinstance(node, ast.Call) and _imported_by_call(node):
-            record(node.lineno, _imported_by_call(node))
-        elif isinstance(node, ast.Attribute | ast.Name) and isinstance(getattr(node, "ctx", None), ast.Load):
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+            used = next((name for name in names if _matches(name, rule.forbid)), None)
+        elif isinstance(node, ast.Call):
+            used = _imported_by_call(node)
+        elif isinstance(node, ast.Attribute | ast.Name) and id(node) not in inner:  # whole chains only
             used = _dotted(node, aliases)
-            if used is not None:
-                record(node.lineno, used)
+        if used is not None and _matches(used, rule.forbid):
+            found.setdefault(node.lineno, used)
+    functions = _functions(tree)
 
     def function_at(line: int) -> str | None:
         return next((name for start, end, name in functions if start <= line <= end), None)
 
-    # ast.walk meets `torch` before `torch.autograd.grad`; keep the longest name found on each line
-    longest: dict[int, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and node.lineno in found:
-            used = _dotted(node, aliases)
-            if used is not None and _matches(used, rule.forbid) and len(used) > len(longest.get(node.lineno, "")):
-                longest[node.lineno] = used
-    return [Violation(line, longest.get(line, used), function_at(line)) for line, used in sorted(found.items())]
+    return [Violation(line, used, function_at(line)) for line, used in sorted(found.items())]
 
 
 def defined_names(code: str) -> set[str]:
     """Top-level functions, classes and assigned names of a cell: what a rule on it governs."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    tree = _tree(code)
+    if tree is None:
         return set()
     names = set()
     for node in tree.body:
@@ -201,11 +198,13 @@ class GovernedCell:
     names: frozenset[str]
 
 
+def _names_in(node: ast.AST) -> set[str]:
+    return {child.id for child in ast.walk(node) if isinstance(child, ast.Name)}
+
+
 def referenced_names(code: str) -> set[str]:
-    try:
-        return {node.id for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Name)}
-    except SyntaxError:
-        return set()
+    tree = _tree(code)
+    return _names_in(tree) if tree is not None else set()
 
 
 def _affected_names(code: str, violation: Violation, governed: frozenset[str]) -> set[str]:
@@ -213,12 +212,22 @@ def _affected_names(code: str, violation: Violation, governed: frozenset[str]) -
     that one; everything the cell defines when it is outside any function."""
     if violation.function is None:
         return set(governed) | defined_names(code)
-    affected = {violation.function}
-    for node in ast.parse(code).body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            if violation.function in referenced_names(ast.unparse(node)):
-                affected.add(node.name)
-    return affected
+    return {violation.function} | {
+        name for name, used in _function_bodies(code).items() if violation.function in used
+    }
+
+
+@functools.lru_cache(maxsize=4096)
+def _function_bodies(code: str) -> dict[str, frozenset[str]]:
+    """{top-level function or class: the names its body uses}. Read only (cached)."""
+    tree = _tree(code)
+    if tree is None:
+        return {}
+    return {
+        node.name: frozenset(_names_in(node))
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
 
 
 def _reached_names(names: set[str], student_cells: list[tuple[str | None, str]]) -> set[str]:
@@ -226,15 +235,8 @@ def _reached_names(names: set[str], student_cells: list[tuple[str | None, str]])
     (a test of three_layer_convnet_loss depends on the conv_backward_naive it calls)."""
     bodies: dict[str, set[str]] = {}
     for _, code in student_cells:
-        try:
-            tree = ast.parse(code)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                bodies.setdefault(node.name, set()).update(
-                    child.id for child in ast.walk(node) if isinstance(child, ast.Name)
-                )
+        for name, used in _function_bodies(code).items():
+            bodies.setdefault(name, set()).update(used)
     reached, todo = set(names), list(names)
     while todo:
         for name in bodies.get(todo.pop(), ()):
@@ -258,15 +260,18 @@ def broken_rules(
     that call it, directly or not.
     student_cells: (grade_id or None for an added cell, code) of the student's cells before the test;
     setup_code: the read-only cells before the test (their imports are aliases the student can use)."""
+    if not governed:
+        return []
     referenced = _reached_names(referenced_names(test_code), student_cells)
+    relevant = [cell for cell in governed if cell.names & referenced]
+    if not relevant:
+        return []
     aliases: dict[str, str] = {}
     for code in [*setup_code, *(code for _, code in student_cells)]:
         aliases.update(import_aliases(code))
     messages = []
-    for cell in governed:
+    for cell in relevant:
         wanted = cell.names & referenced
-        if not wanted:
-            continue
         for grade_id, code in student_cells:
             if grade_id == cell.grade_id or (grade_id is None and defined_names(code) & wanted):
                 found = violations(code, cell.rule, aliases)
