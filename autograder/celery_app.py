@@ -170,15 +170,26 @@ class CeleryExecutor:
 
     A job whose task is still in flight from an earlier (killed) coordinator is not sent again: its
     result is collected by task id. Redis being restarted only delays the batch: sending and polling
-    are retried until it answers again."""
+    are retried until it answers again.
+
+    A task can still be lost when Redis stops at the wrong moment: kombu pops a message (BRPOP) and
+    only then records it as unacknowledged, so a message popped just before a shutdown is in no queue
+    and in no worker's hands, and nothing would ever redeliver it. The coordinator looks for its
+    unfinished tasks' messages in the queues and in the unacknowledged set every LOST_CHECK_S; a task
+    missing from both for LOST_AFTER_S (a live message is missing for microseconds) is sent again
+    under the same id, so its start counter carries on."""
 
     POLL_S = 0.2
+    LOST_CHECK_S = 3.0
+    LOST_AFTER_S = 15.0
 
     def __init__(self, course, assignment: str, url: str | None, in_flight: dict, wait_for_gpu: bool = True):
         self.course = course
         self.assignment = assignment
         self.in_flight = in_flight
         self.wait_for_gpu = wait_for_gpu  # False: return once only GPU parts are left (still queued)
+        self.missing_since: dict[str, float] = {}  # task id -> when its message was first found nowhere
+        self.next_lost_check = time.monotonic() + self.LOST_CHECK_S
         configure(url)
         try:
             _redis().ping()
@@ -202,8 +213,8 @@ class CeleryExecutor:
                                        f"while {what}: {error}") from error  # fmt: skip
                 time.sleep(1.0)
 
-    def _send(self, job: Job) -> str:
-        task_id = str(uuid.uuid4())
+    def _send(self, job: Job, task_id: str | None = None) -> str:
+        task_id = task_id or str(uuid.uuid4())
         args = [str(self.course.root), self.assignment, job.student, str(job.folder), job.part]
         queue = "gpu" if job.part == "gpu" else "cpu"
         self._retry(lambda: grade_part.apply_async(args=args, queue=queue, task_id=task_id), "sending a job")
@@ -219,6 +230,9 @@ class CeleryExecutor:
             waiting[task_id] = job
         while waiting and (self.wait_for_gpu or any(job.part != "gpu" for job in waiting.values())):
             self._collect(waiting, on_result)
+            if time.monotonic() >= self.next_lost_check:
+                self._send_lost_again(waiting)
+                self.next_lost_check = time.monotonic() + self.LOST_CHECK_S
             time.sleep(self.POLL_S)
         self._collect(waiting, on_result)  # GPU parts that are ready already
 
@@ -239,7 +253,34 @@ class CeleryExecutor:
                 kind, payload = "grader_error", SubmissionResult(job.student, self.assignment, problems=[problem])
             on_result(job, kind, payload)
             del waiting[task_id]
+            self.missing_since.pop(task_id, None)
             self._retry(async_result.forget, "cleaning up")
+
+    def _send_lost_again(self, waiting: dict[str, Job]) -> None:
+        """Send again every waiting task whose message has been in no queue and not unacknowledged for
+        LOST_AFTER_S and that has no result."""
+        held = self._retry(_messages_held, "looking for lost jobs")
+        now = time.monotonic()
+        for task_id, job in waiting.items():
+            if task_id.encode() in held:
+                self.missing_since.pop(task_id, None)
+            elif now - self.missing_since.setdefault(task_id, now) >= self.LOST_AFTER_S:
+                if self._retry(app.AsyncResult(task_id).ready, "looking for lost jobs"):
+                    continue  # it finished meanwhile: collected on the next poll
+                self._send(job, task_id)
+                self.missing_since.pop(task_id)
+
+
+def _messages_held() -> bytes:
+    """Every message Redis holds for the workers: the queues and kombu's unacknowledged set (those a
+    worker has taken and not yet acknowledged), as one blob to search for task ids."""
+    client = _redis()
+    pipe = client.pipeline()
+    for queue in QUEUES:
+        pipe.lrange(queue, 0, -1)
+    pipe.hvals("unacked")
+    *queued, unacked = pipe.execute()
+    return b"\n".join([*(m for messages in queued for m in messages), *unacked])
 
 
 def run_worker(queue: str, concurrency: int, url: str | None = None, loglevel: str = "INFO") -> None:
