@@ -134,12 +134,16 @@ def check_rule_declarations(source: AssignmentSource, course: Course) -> None:
     """A rule that names something that does not exist is an authoring error: one line, file and cell."""
     for name, notebook in source.notebooks.items():
         for cell in notebook.cells:
+            where = course.source_dir / source.name / name
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
             try:
-                rules.rule_of(cell.metadata)
+                rule = rules.rule_of(cell.metadata)
             except rules.RuleError as error:
-                where = course.source_dir / source.name / name
-                grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
                 raise CourseError(f"{where}: cell {grade_id!r}: {error}") from None
+            missing = [r.function for r in (rule.require if rule else ()) if r.function not in rules.defined_names(cell.source)]
+            if missing:
+                raise CourseError(f"{where}: cell {grade_id!r}: course.require names {', '.join(missing)}, "
+                                  f"which the cell does not define")  # fmt: skip
 
 
 def validate(

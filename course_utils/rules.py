@@ -1,4 +1,4 @@
-"""Rules for "by hand" exercises: what a solution cell's code may not use.
+"""Rules for solution cells: what their code may not use ("by hand" exercises), and what it must use.
 
 A source notebook declares a rule on a solution cell, beside its nbgrader metadata:
 
@@ -9,6 +9,13 @@ A source notebook declares a rule on a solution cell, beside its nbgrader metada
 submitted cell's source, never runs it: imports, attribute chains through import aliases (`F.conv2d`
 after `import torch.nn.functional as F`), and `__import__("torch")` / `importlib.import_module("torch")`.
 It finds honest-but-lazy library use; it does not try to defeat deliberate obfuscation.
+
+`require` is for what no test of behaviour can see (evaluating without torch.no_grad() gives the same
+numbers, only slower and with more memory): each entry names a function the cell defines and dotted
+names of which it must use one, itself or through the student functions it calls:
+
+    "course": {"require": [{"function": "evaluate", "any_of": ["torch.no_grad", "torch.inference_mode"],
+                            "why": "run the model without recording a graph"}]}
 
 The grader (judge side) and the self-check both use this module, so it needs the standard library only.
 """
@@ -27,9 +34,20 @@ class RuleError(Exception):
 
 
 @dataclass(frozen=True)
+class Requirement:
+    function: str  # a function the governed cell defines
+    any_of: tuple[str, ...]  # dotted names; using one of them meets the requirement
+    why: str  # completes "<function> must ...", e.g. "run the model without recording a graph"
+
+    def message(self, uses: str) -> str:
+        return f"{self.function} must {self.why}: it uses none of {uses}"
+
+
+@dataclass(frozen=True)
 class Rule:
     forbid: tuple[str, ...]
     must_be: str  # completes "<function> must be ...", e.g. "written with numpy"
+    require: tuple[Requirement, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,22 +81,42 @@ def _exists(dotted: str) -> bool:
     return False
 
 
+def _dotted_names(value, field: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(name, str) and name for name in value):
+        raise RuleError(f"{field} must be a non-empty list of dotted names, not {value!r}")
+    return tuple(value)
+
+
+def _requirements(value) -> tuple[Requirement, ...]:
+    if not isinstance(value, list) or not value:
+        raise RuleError(f"course.require must be a non-empty list of {{function, any_of, why}}, not {value!r}")
+    found = []
+    for entry in value:
+        if not isinstance(entry, dict) or set(entry) != {"function", "any_of", "why"}:
+            raise RuleError(f"each course.require entry has exactly the keys function, any_of, why: {entry!r}")
+        if not isinstance(entry["function"], str) or not isinstance(entry["why"], str):
+            raise RuleError(f"course.require: function and why must be text: {entry!r}")
+        found.append(Requirement(entry["function"], _dotted_names(entry["any_of"], "course.require any_of"), entry["why"]))
+    return tuple(found)
+
+
 def rule_of(metadata: dict, check_names: bool = True) -> Rule | None:
-    """The rule a cell declares in metadata["course"], or None. check_names: every forbidden name must
+    """The rule a cell declares in metadata["course"], or None. check_names: every name it lists must
     exist (importable module, or an attribute of one)."""
     course = metadata.get("course")
-    if not isinstance(course, dict) or "forbid" not in course:
+    if not isinstance(course, dict) or not ({"forbid", "require"} & set(course)):
         return None
-    forbid, must_be = course.get("forbid"), course.get("must_be", "written without " + ", ".join(course["forbid"]))
-    if not isinstance(forbid, list) or not forbid or not all(isinstance(name, str) and name for name in forbid):
-        raise RuleError(f"course.forbid must be a non-empty list of dotted names, not {forbid!r}")
+    forbid = _dotted_names(course["forbid"], "course.forbid") if "forbid" in course else ()
+    must_be = course.get("must_be", "written without " + ", ".join(forbid))
     if not isinstance(must_be, str):
         raise RuleError(f"course.must_be must be text, not {must_be!r}")
+    require = _requirements(course["require"]) if "require" in course else ()
     if check_names:
-        unknown = [name for name in forbid if not _exists(name)]
-        if unknown:
-            raise RuleError(f"course.forbid names {', '.join(unknown)}, which is not a module or anything in one")
-    return Rule(tuple(forbid), must_be)
+        for field, listed in (("forbid", forbid), ("require", [n for r in require for n in r.any_of])):
+            unknown = [name for name in listed if not _exists(name)]
+            if unknown:
+                raise RuleError(f"course.{field} names {', '.join(unknown)}, which is not a module or anything in one")
+    return Rule(forbid, must_be, require)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -246,6 +284,44 @@ def _reached_names(names: set[str], student_cells: list[tuple[str | None, str]])
     return reached
 
 
+@functools.lru_cache(maxsize=4096)
+def _function_nodes(code: str) -> dict[str, ast.AST]:
+    """{top-level function or class: its node}. Read only (cached)."""
+    tree = _tree(code)
+    if tree is None:
+        return {}
+    return {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+
+
+def _uses_any(node: ast.AST, names: tuple[str, ...], aliases: dict[str, str]) -> bool:
+    return any(
+        (used := _dotted(child, aliases)) is not None and _matches(used, names)
+        for child in ast.walk(node)
+        if isinstance(child, ast.Attribute | ast.Name)
+    )
+
+
+def unmet_requirement(
+    requirement: Requirement, student_cells: list[tuple[str | None, str]], aliases: dict[str, str]
+) -> str | None:
+    """The message when the student's `requirement.function` (its last definition) uses none of the
+    names, itself or through the student functions it calls; None when it does, or is not defined."""
+    definitions: dict[str, ast.AST] = {}
+    for _, code in student_cells:
+        definitions.update(_function_nodes(code))
+    if requirement.function not in definitions:
+        return None  # nothing to check: the tests fail on their own
+    seen, todo = {requirement.function}, [requirement.function]
+    while todo:
+        node = definitions[todo.pop()]
+        if _uses_any(node, requirement.any_of, aliases):
+            return None
+        for name in _names_in(node) & definitions.keys() - seen:
+            seen.add(name)
+            todo.append(name)
+    return requirement.message(", ".join(requirement.any_of))
+
+
 def broken_rules(
     test_code: str,
     governed: list[GovernedCell],
@@ -272,6 +348,12 @@ def broken_rules(
     messages = []
     for cell in relevant:
         wanted = cell.names & referenced
+        for requirement in cell.rule.require:
+            if requirement.function in wanted:
+                message = unmet_requirement(requirement, student_cells, aliases)
+                messages += [message] if message else []
+        if not cell.rule.forbid:
+            continue
         for grade_id, code in student_cells:
             if grade_id == cell.grade_id or (grade_id is None and defined_names(code) & wanted):
                 found = violations(code, cell.rule, aliases)

@@ -123,3 +123,46 @@ def test_a_test_depends_on_the_functions_its_functions_call():
         "conv_backward must be written with numpy: it uses torch.autograd.grad at line 2"
     ]
     assert rules.broken_rules("y = 2 * 3", governed, cells_before, ["import torch"]) == []
+
+
+NO_GRAPH = {"function": "evaluate", "any_of": ["torch.no_grad", "torch.inference_mode"],
+            "why": "run the model without recording a graph"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "code, met",
+    [
+        ("def evaluate(m, x):\n    with torch.no_grad():\n        return m(x)\n", True),
+        ("@torch.no_grad()\ndef evaluate(m, x):\n    return m(x)\n", True),
+        ("from torch import inference_mode\ndef evaluate(m, x):\n    with inference_mode():\n        return m(x)\n",
+         True),
+        ("def evaluate(m, x):\n    return _predict(m, x)\n\ndef _predict(m, x):\n    with torch.no_grad():\n"
+         "        return m(x)\n", True),
+        ("def evaluate(m, x):\n    return m(x)\n", False),
+        ("def evaluate(m, x):\n    torch.set_grad_enabled(True)\n    return m(x)\n", False),
+        ("def evaluate(m, x):\n    return m(x)\n\ndef unused():\n    return torch.no_grad()\n", False),
+    ],
+)
+def test_a_required_name_must_be_used_by_the_function_or_what_it_calls(code, met):
+    rule = rules.rule_of({"course": {"require": [NO_GRAPH]}})
+    governed = [rules.GovernedCell("fit", rule, frozenset(rules.defined_names(code)))]
+    found = rules.broken_rules("acc = evaluate(model, X)", governed, [("fit", code)], ["import torch"])
+    expected = [] if met else [
+        "evaluate must run the model without recording a graph: it uses none of torch.no_grad, torch.inference_mode"
+    ]
+    assert found == expected
+    assert rules.broken_rules("y = fit_other(1)", governed, [("fit", code)], ["import torch"]) == []
+
+
+@pytest.mark.parametrize(
+    "require, message",
+    [
+        ([{"function": "evaluate", "any_of": ["torch.no_grad"]}], "exactly the keys function, any_of, why"),
+        ([{"function": "evaluate", "any_of": [], "why": "x"}], "any_of must be a non-empty list"),
+        ([{"function": "evaluate", "any_of": ["torch.no_such_thing"], "why": "x"}], "course.require names torch.no"),
+        ("torch.no_grad", "course.require must be a non-empty list"),
+    ],
+)
+def test_a_requirement_that_cannot_be_right_is_refused(require, message):
+    with pytest.raises(rules.RuleError, match=message):
+        rules.rule_of({"course": {"require": require}})
