@@ -140,7 +140,8 @@ def check_rule_declarations(source: AssignmentSource, course: Course) -> None:
                 rule = rules.rule_of(cell.metadata)
             except rules.RuleError as error:
                 raise CourseError(f"{where}: cell {grade_id!r}: {error}") from None
-            missing = [r.function for r in (rule.require if rule else ()) if r.function not in rules.defined_names(cell.source)]
+            defined = rules.defined_names(cell.source)
+            missing = [r.function for r in (rule.require if rule else ()) if r.function not in defined]
             if missing:
                 raise CourseError(f"{where}: cell {grade_id!r}: course.require names {', '.join(missing)}, "
                                   f"which the cell does not define")  # fmt: skip

@@ -96,7 +96,8 @@ def _requirements(value) -> tuple[Requirement, ...]:
             raise RuleError(f"each course.require entry has exactly the keys function, any_of, why: {entry!r}")
         if not isinstance(entry["function"], str) or not isinstance(entry["why"], str):
             raise RuleError(f"course.require: function and why must be text: {entry!r}")
-        found.append(Requirement(entry["function"], _dotted_names(entry["any_of"], "course.require any_of"), entry["why"]))
+        any_of = _dotted_names(entry["any_of"], "course.require any_of")
+        found.append(Requirement(entry["function"], any_of, entry["why"]))
     return tuple(found)
 
 
@@ -290,7 +291,8 @@ def _function_nodes(code: str) -> dict[str, ast.AST]:
     tree = _tree(code)
     if tree is None:
         return {}
-    return {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+    kinds = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+    return {node.name: node for node in tree.body if isinstance(node, kinds)}
 
 
 def _uses_any(node: ast.AST, names: tuple[str, ...], aliases: dict[str, str]) -> bool:
