@@ -31,7 +31,7 @@ from pathlib import Path
 import autograder
 import course_utils
 
-RUNNER_FILES = ("wire.py", "student_runner.py", "zygote.py")
+RUNNER_FILES = ("wire.py", "student_runner.py", "zygote.py", "kernel_objects.py")
 SANDBOX_UID_BASE = 61000
 CUDA_DEVICES = "CUDA_VISIBLE_DEVICES"
 

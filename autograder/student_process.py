@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import sandbox, wire
+from autograder import kernel_objects, sandbox, wire
 
 INTERRUPT_GRACE_S = 3.0
 START_TIMEOUT_S = 60.0
@@ -235,6 +235,8 @@ class ColdStudentProcess(StudentProcess):
     def close(self) -> None:
         self.kill("finished")
         self._close_channel()
+        if self.uid_claim.uid is not None:  # keyrings belong to the uid, which the next submission reuses
+            kernel_objects.clear_keyrings(self.uid_claim.uid)
         self.uid_claim.release()
         self.workdir.cleanup()
 

@@ -208,6 +208,7 @@ class WarmStudentProcess(StudentProcess):
             os.close(answer_write)
         self.pid = reply["pid"]
         self.exit_status: str | None = None
+        self.leftovers: list[str] = []  # what the template's cleanup found and removed (kernel_objects.py)
 
     def interrupt(self) -> None:
         self.template.ask({"op": "signal", "pid": self.pid, "signal": int(signal.SIGINT)})
@@ -216,9 +217,11 @@ class WarmStudentProcess(StudentProcess):
         if self.gone_reason is None:
             self.gone_reason = reason
         if self.exit_status is None and self.template.alive:
-            self.exit_status = self.template.ask(
-                {"op": "finish", "job": self.job, "uid": self.template.uid, "pid": self.pid}
-            )["status"]
+            reply = self.template.ask({"op": "finish", "job": self.job, "uid": self.template.uid, "pid": self.pid})
+            self.exit_status = reply["status"]
+            self.leftovers = list(reply.get("leftovers", []))
+            if any("survived" in leftover for leftover in self.leftovers):
+                self.template.close()  # never reuse a uid with live processes: the worker starts a new template
 
     def _exit_reason(self) -> str:
         status = self.template.ask({"op": "status", "pid": self.pid})["status"] if self.template.alive else None

@@ -4,10 +4,12 @@ forks one template per worker slot; each template forks one fresh student proces
 The zygote runs as the sandbox's root and pid 1 (bubblewrap started by root, no user namespace) and
 only reaps once its templates are forked. A template never runs student code itself: it gives each
 child a private scratch folder in its slot's own tmpfs (/scratch/<i>), the slot's own unprivileged uid,
-rlimits and a parent-death signal before the child starts `student_runner`. After each submission it
-kills every process of that uid and deletes the scratch folder, so nothing of one submission survives
-into the next; when its worker goes (the control socket closes) it does the same and exits. CUDA is
-never touched here: a child that wants a GPU initialises it itself.
+rlimits, IPC and network namespaces of its own and a parent-death signal before the child starts
+`student_runner`. After each submission it kills every process of that uid, deletes the scratch folder,
+empties the uid's keyrings and removes any System V object left in its own IPC namespace
+(kernel_objects.py), so nothing of one submission survives into the next; when its worker goes (the
+control socket closes) it does the same and exits. CUDA is never touched here: a child that wants a
+GPU initialises it itself.
 
 Protocol (one JSON line per message over each slot's unix socket; file descriptors ride along with
 "spawn"):
@@ -15,7 +17,7 @@ Protocol (one JSON line per message over each slot's unix socket; file descripto
   spawn  {"job", "uid", "limits"} + fds (requests in, answers out)  -> {"ok", "pid"}
   signal {"pid", "signal"}                                          -> {"ok"}
   status {"pid"}                                                    -> {"ok", "status"}
-  finish {"job", "uid", "pid"}                                      -> {"ok", "status"}
+  finish {"job", "uid", "pid"}                                      -> {"ok", "status", "leftovers"}
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import signal
 import socket
 import sys
 import time
+
+import kernel_objects
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -83,6 +87,7 @@ def _become_student(
             resource.setrlimit(which, (value, value))
         workdir = os.path.join(slot.scratch, job)
         os.chdir(workdir)
+        kernel_objects.private_ipc_and_network()  # as root, before dropping to the student's uid
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
@@ -121,12 +126,25 @@ def _processes_of(uid: int) -> list[int]:
     return pids
 
 
-def _finish(slot: Slot, job: str, uid: int, pid: int) -> str:
-    """Kill everything the submission started, reap it, remove its scratch folder."""
+def _finish(slot: Slot, job: str, uid: int, pid: int) -> tuple[str, list[str]]:
+    """Kill everything the submission started, reap it, remove its scratch folder, empty the uid's
+    keyrings and the template's IPC namespace. Returns the exit status and what was left behind (the
+    student's own IPC namespace went with its last process; keys and System V objects found here are
+    removed, and named so that the worker can record them)."""
     _kill_all_of(uid)
     status = EXIT_STATUS.pop(pid, None)
     shutil.rmtree(os.path.join(slot.scratch, job), ignore_errors=True)
-    return status or "ended"
+    leftovers = []
+    keys = kernel_objects.clear_keyrings(uid)
+    if keys:
+        leftovers.append(f"{keys} key(s) in the keyrings of uid {uid}" if keys > 0 else "keyrings not checked")
+    objects = kernel_objects.sysv_leftovers()
+    if objects:
+        kernel_objects.remove_sysv(objects)
+        leftovers.append(f"System V objects outside the student's namespace: {objects}")
+    if _processes_of(uid):
+        leftovers.append(f"processes of uid {uid} survived SIGKILL")
+    return status or "ended", leftovers
 
 
 def _kill_all_of(uid: int) -> None:
@@ -201,7 +219,8 @@ def serve(control: socket.socket, slot: Slot) -> None:
                 reply = {"ok": True}
             elif op == "finish":
                 _reap()
-                reply = {"ok": True, "status": _finish(slot, request["job"], request["uid"], int(request["pid"]))}
+                status, leftovers = _finish(slot, request["job"], request["uid"], int(request["pid"]))
+                reply = {"ok": True, "status": status, "leftovers": leftovers}
             elif op == "status":
                 _reap()
                 reply = {"ok": True, "status": EXIT_STATUS.get(int(request["pid"]))}
