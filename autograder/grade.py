@@ -206,7 +206,7 @@ def grade_notebook(
     setup_cells: list[str] = []
     with launcher(inputs) as process:
         result.isolation = process.isolation
-        judge = Judge(process, cache)
+        judge = Judge(process, cache, frozenset(plan.solution_names))
         for position, item in enumerate(plan.cells, start=1):
             cell = item.cell
             autograded.cells.append(cell)

@@ -42,6 +42,9 @@ class NotebookPlan:
     findings: list[str] = field(default_factory=list)
     problem: str | None = None  # set when the notebook cannot be run at all
     governed: list[rules.GovernedCell] = field(default_factory=list)  # the source's rules ("by hand" cells)
+    # What the source's solution cells define (functions, classes, globals): the names a test may patch or
+    # delete for the student (Judge.run_test carries that out in the student process)
+    solution_names: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -192,6 +195,8 @@ def build_plan(
             )
         elif role == "solution":
             plan.cells.append(_solution_plan_cell(source_cell, student_by_id.get(gid), student, plan.findings))
+            if source_cell.cell_type == "code":
+                plan.solution_names |= rules.defined_names(source_cell.source)
             rule = rules.rule_of(source_cell.metadata, check_names=False)
             if rule is not None and source_cell.cell_type == "code":
                 names = frozenset(rules.defined_names(source_cell.source))

@@ -5,6 +5,13 @@ Name resolution is the security boundary:
 - builtins are always the judge's own;
 - a module the student imported resolves to the judge's own copy of that module;
 - any other name the student defined becomes a copy of its data, or a StudentObject stand-in.
+
+A test may patch or delete a name the student's code defines, as nbgrader tests do to check that one
+student function uses another (`orig = squares; del squares; ...; squares = orig`). Such writes are
+carried out in the student process too, for the duration of the test: what a test may put there is a
+deletion, one of the student's own objects, or plain data in place of plain data. A judge-side function
+in place of a student function is an authoring error (it would run in the student process, with the
+student's privileges, where nothing of the judge may run); other judge-side values stay judge-side.
 """
 
 from __future__ import annotations
@@ -47,14 +54,57 @@ class TestOutcome:
     hidden_failed: bool = False  # the failure is in a hidden block: its message is hidden too
 
 
+STUDENT_WRITE = "__course_student_write__"  # what a rewritten test calls after writing a student's name
+
+
+def _written_names(statement: ast.stmt) -> list[str]:
+    """The names a statement binds or deletes at the level it runs (not inside functions it defines)."""
+    if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [statement.name]
+    if isinstance(statement, ast.Assign | ast.Delete):
+        targets = statement.targets
+    elif isinstance(statement, ast.AugAssign) or (isinstance(statement, ast.AnnAssign) and statement.value):
+        targets = [statement.target]
+    else:
+        return []
+    found = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)]
+    return list(dict.fromkeys(found))
+
+
+def _report_writes(body: list[ast.stmt], names: frozenset[str]) -> list[ast.stmt]:
+    """`body` with a call to STUDENT_WRITE after every statement that writes one of `names`, at the test
+    cell's own level and inside its if/for/while/with/try blocks (a function's assignments are local)."""
+    rewritten = []
+    for statement in body:
+        if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            for field in ("body", "orelse", "finalbody"):
+                block = getattr(statement, field, None)
+                if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                    setattr(statement, field, _report_writes(block, names))
+            for handler in getattr(statement, "handlers", []):
+                handler.body = _report_writes(handler.body, names)
+        rewritten.append(statement)
+        for name in _written_names(statement):
+            if name in names:
+                call = ast.Call(ast.Name(STUDENT_WRITE, ast.Load()), [ast.Constant(name)], [])
+                rewritten.append(ast.copy_location(ast.Expr(call), statement))
+    return rewritten
+
+
 @functools.lru_cache(maxsize=1024)
-def _compiled_segment(segment: str, name: str, keep_value: bool) -> tuple[CodeType, CodeType | None]:
+def _compiled_segment(
+    segment: str, name: str, keep_value: bool, student_names: frozenset[str] = frozenset()
+) -> tuple[CodeType, CodeType | None]:
     """A test segment compiled once per worker, not once per submission (every submission runs the same
-    tests): its statements, and with keep_value its last expression apart, for nbgrader's partial credit."""
+    tests): its statements, and with keep_value its last expression apart, for nbgrader's partial credit.
+    Writes of `student_names` are reported to the judge (see _report_writes)."""
     tree = ast.parse(segment, filename=name)
     last = None
     if keep_value and tree.body and isinstance(tree.body[-1], ast.Expr):
         last = tree.body.pop()
+    if student_names:
+        tree.body = _report_writes(tree.body, student_names)
+        ast.fix_missing_locations(tree)
     body = compile(tree, name, "exec")
     return body, (compile(ast.Expression(last.value), name, "eval") if last is not None else None)
 
@@ -177,11 +227,20 @@ def _set_rng_states(states: tuple) -> None:
 
 
 class Judge:
-    def __init__(self, process: StudentProcess | None, cache: JudgeCache | None = None):
+    def __init__(
+        self,
+        process: StudentProcess | None,
+        cache: JudgeCache | None = None,
+        solution_names: frozenset[str] = frozenset(),
+    ):
         self.process = process
         self.link = StudentLink(process)
         self.cache = cache
-        self.namespace: dict = {"__name__": "__judge__", "__builtins__": builtins}
+        self.solution_names = solution_names  # what the source's solution cells define (a test may patch them)
+        self.namespace: dict = {"__name__": "__judge__", "__builtins__": builtins, STUDENT_WRITE: self._student_write}
+        self.test_grade_id = ""
+        self.student_values: dict[str, object] = {}  # the student's values of the names the test may write
+        self.patched = False
         self.trusted: set[str] = set()
         self.readonly_defined: set[str] = set()
         self.bound_from_student: set[str] = set()
@@ -256,6 +315,40 @@ class Judge:
                 return None
         return None
 
+    def _student_write(self, name: str) -> None:
+        """The test just assigned or deleted `name`, which the student's code defines: do the same in the
+        student process (until the test ends), when what it now holds may go there."""
+        if name not in self.namespace:
+            self.link.delete_global(name)
+            self.patched = True
+            return
+        value = self.namespace[name]
+        if isinstance(value, StudentObject):
+            self.link.set_global(name, value)
+            self.patched = True
+        elif callable(value):
+            raise CourseCodeError(
+                f"test cell {self.test_grade_id!r} puts a judge-side {type(value).__name__} in place of "
+                f"{name!r}, which the student's code defines: it cannot run in the student process (it would "
+                "run with the student's privileges). A test may delete a student's name, or put one of the "
+                "student's own objects or plain data in its place"
+            )
+        elif not isinstance(self.student_values.get(name), StudentObject):  # data in place of data
+            try:
+                self.link.set_global(name, value)
+            except TypeError:  # a judge-side object the wire does not carry: it stays the test's own
+                return
+            self.patched = True
+
+    def _restore_student_globals(self) -> None:
+        """Undo the test's writes in the student process, whatever happened in the test."""
+        self.patched = False
+        self.link.set_budget(10.0)
+        try:
+            self.link.restore_globals()
+        except (StudentGone, StudentTimeout, StudentError):
+            pass  # a student process that cannot answer is not graded further anyway
+
     def run_test(self, code: str, grade_id: str, max_points: float, timeout: float) -> TestOutcome:
         """Run one test cell (source version, hidden blocks included) segment by segment."""
         self.link.set_budget(timeout)
@@ -267,13 +360,18 @@ class Judge:
             self._bind_student_names(code)
         except (StudentGone, StudentTimeout, StudentError) as error:
             return TestOutcome(0.0, _describe(error), "")
+        student_names = frozenset(assigned_names(code) & self.solution_names & self.bound_from_student)
+        self.test_grade_id = grade_id
+        self.student_values = {name: self.namespace.get(name) for name in student_names}
         started = time.monotonic()
         for number, (hidden, segment) in enumerate(segments):
             is_last = number == len(segments) - 1
             try:
                 public_out = output if not hidden else io.StringIO()
                 with contextlib.redirect_stdout(public_out), contextlib.redirect_stderr(public_out):
-                    last_value = self._exec_segment(segment, grade_id, keep_value=is_last)
+                    last_value = self._exec_segment(segment, grade_id, is_last, student_names)
+            except CourseCodeError:
+                raise
             except Exception as error:  # the test failed: any exception is the test's verdict
                 failure = TestOutcome(0.0, _describe(error), _capped(output.getvalue()), hidden_failed=hidden)
                 break
@@ -285,14 +383,20 @@ class Judge:
                     hidden_failed=hidden,
                 )
                 break
-        self.trusted |= assigned_names(code)
+        if self.patched:
+            self._restore_student_globals()
+        # What the test assigned is the test's own from now on (later tests see it, as in a notebook), except
+        # a name of the student's that holds a student object or was deleted: bound from the student again.
+        students = {name for name in student_names if isinstance(self.namespace.get(name, self), StudentObject)}
+        students |= {name for name in student_names if name not in self.namespace}
+        self.trusted |= assigned_names(code) - students
         self.trusted_code.append(code)
         if failure is not None:
             return failure
         return TestOutcome(self._score(last_value, max_points), "", _capped(output.getvalue()))
 
-    def _exec_segment(self, segment: str, grade_id: str, keep_value: bool):
-        body, last_value = _compiled_segment(segment, f"<test cell {grade_id}>", keep_value)
+    def _exec_segment(self, segment: str, grade_id: str, keep_value: bool, student_names=frozenset()):
+        body, last_value = _compiled_segment(segment, f"<test cell {grade_id}>", keep_value, student_names)
         exec(body, self.namespace)
         return None if last_value is None else eval(last_value, self.namespace)
 

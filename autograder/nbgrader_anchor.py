@@ -22,6 +22,7 @@ class AnchorScore:
     auto_score: float  # points earned on autograded test cells
     auto_max: float  # points available on autograded test cells
     needs_manual: float  # points of manually graded cells (not scored by autograde)
+    cells: tuple[tuple[str, float], ...] = ()  # (grade id, score) of each autograded test cell
 
 
 def _nbgrader(args: list[str], cwd: Path, tolerate_failures: bool = False) -> None:
@@ -70,12 +71,14 @@ def autograde(
                     continue
                 raise
             auto_score = auto_max = manual = 0.0
+            per_cell = []
             for notebook in submission.notebooks:
                 for grade in notebook.grades:
                     if grade.cell.cell_type == "code":
                         auto_score += grade.score
                         auto_max += grade.max_score
+                        per_cell.append((grade.cell.name, grade.score))
                     else:
                         manual += grade.max_score
-            scores[student] = AnchorScore(auto_score, auto_max, manual)
+            scores[student] = AnchorScore(auto_score, auto_max, manual, tuple(sorted(per_cell)))
     return scores

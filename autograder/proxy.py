@@ -117,6 +117,19 @@ class StudentLink:
         args_tree, kwargs_tree = tree["items"]
         return (args_tree, kwargs_tree), buffers
 
+    def set_global(self, name: str, value) -> None:
+        """Bind the student's global `name` to `value` (a StudentObject or plain data; a judge-side object
+        raises TypeError) until restore_globals."""
+        self.ask({"op": "set_global", "name": name}, key=[value])
+
+    def delete_global(self, name: str) -> None:
+        """Remove the student's global `name` until restore_globals."""
+        self.ask({"op": "delete_global", "name": name})
+
+    def restore_globals(self) -> None:
+        """Every global changed by set_global or delete_global back to what the student's code left."""
+        self.ask({"op": "restore_globals"})
+
     def bind(self, names: list[str]) -> tuple[dict[str, str], dict]:
         """Which of `names` the student defined, in one request: (modules: name -> module name, values:
         name -> data or StudentObject). Whatever else the student process answers is ignored."""

@@ -57,6 +57,9 @@ class CappedText(io.TextIOBase):
         return text
 
 
+UNSET = object()
+
+
 class Runner:
     def __init__(self, request_fd: int, answer_fd: int):
         self.request_fd = request_fd
@@ -66,6 +69,7 @@ class Runner:
         self.next_handle = 1
         self.cell_count = 0
         self.transformer = None
+        self.patched: dict[str, object] = {}  # a global a test changed -> the student's own value (or UNSET)
 
     # --- handles ----------------------------------------------------------------------------------------
 
@@ -160,6 +164,22 @@ class Runner:
             return self.run_cell(str(request["code"]), str(request.get("label", ""))[:100])
         if op == "bind":
             return self.bind([str(name) for name in request.get("names", [])][:10_000])
+        if op in ("set_global", "delete_global"):
+            name = str(request["name"])
+            self.patched.setdefault(name, self.namespace.get(name, UNSET))
+            if op == "set_global":
+                self.namespace[name] = self.decode(request["key"], buffers)[0]
+            else:
+                self.namespace.pop(name, None)
+            return None
+        if op == "restore_globals":
+            for name, value in self.patched.items():
+                if value is UNSET:
+                    self.namespace.pop(name, None)
+                else:
+                    self.namespace[name] = value
+            self.patched.clear()
+            return None
         target = self.decode(request.get("ref"), buffers) if "ref" in request else None
         if op == "getattr":
             return getattr(target, str(request["name"]))

@@ -55,3 +55,62 @@ def test_fixture_course_scores_match_nbgrader(fixture_course, tmp_path):
     theirs = {student: score.auto_score for student, score in autograde(root, "ps1", folders).items()}
     assert ours == theirs
     assert ours == {"solution": 9, "blank": 0, "two_right": 5, "partial_mean": 5, "hidden_wrong": 7}
+
+
+PS3_STUDENTS = {
+    "solution": None,
+    "blank": {},
+    "no_helper": {"functions": "SCALE = 2\n\ndef squares(n):\n    return [i * i for i in range(1, n + 1)]\n\n"
+                  "def cubes(n):\n    return [i ** 3 for i in range(1, n + 1)]\n\n"
+                  "def sum_of_squares(n):\n    return sum(i * i for i in range(1, n + 1))\n\n"
+                  "def scaled(x):\n    return SCALE * x"},
+    "fixed_scale": {"functions": "SCALE = 2\n\ndef squares(n):\n    return [i * i for i in range(1, n + 1)]\n\n"
+                    "def cubes(n):\n    return [i ** 3 for i in range(1, n + 1)]\n\n"
+                    "def sum_of_squares(n):\n    return sum(squares(n))\n\n"
+                    "def scaled(x):\n    return 2 * x"},
+}  # fmt: skip
+
+
+def test_tests_that_patch_or_delete_student_names_score_as_under_nbgrader(fixture_course, tmp_path):
+    """ps3's tests delete `squares` (sum_of_squares must then fail with NameError), replace it with the
+    student's `cubes`, and set the global SCALE that `scaled` reads, restoring each in a finally block;
+    a last test checks that everything is the student's own again. Per cell, nbgrader and `course grade`
+    agree."""
+    from autograder.batch import grade_batch
+    from autograder.nbgrader_anchor import autograde, make_anchor_course
+    from autograder.release import release
+    from tests.helpers import submit
+
+    release(fixture_course, "ps3")
+    folders = {student: submit(fixture_course, "ps3", student, code) for student, code in PS3_STUDENTS.items()}
+    results = grade_batch(fixture_course, "ps3", show_progress=False).results
+    ours = {r.student: tuple(sorted((c.grade_id, c.score) for c in r.cells)) for r in results}
+    root = make_anchor_course(fixture_course, "ps3", tmp_path)
+    theirs = {student: score.cells for student, score in autograde(root, "ps3", folders).items()}
+    assert ours == theirs
+    assert {student: sum(score for _, score in cells) for student, cells in ours.items()} == {
+        "solution": 8, "blank": 0, "no_helper": 4, "fixed_scale": 6,
+    }  # fmt: skip
+
+
+def test_a_test_that_puts_a_judge_side_stub_in_place_of_a_student_function_is_an_authoring_error(fixture_course):
+    """A counting stub written in the test would have to run in the student process: refused, by name."""
+    import nbformat
+
+    from autograder.course import CourseError
+    from autograder.release import release
+
+    path = fixture_course.source_dir / "ps3" / "ps3.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    stub = nbformat.v4.new_code_cell(
+        "calls = []\norig_squares = squares\n\ndef squares(n):\n    calls.append(n)\n    return orig_squares(n)\n\n"
+        "try:\n    sum_of_squares(2)\n    assert calls == [2]\nfinally:\n    squares = orig_squares",
+        metadata={"nbgrader": {"grade": True, "grade_id": "test_counts_calls", "locked": True, "points": 1,
+                               "schema_version": 3, "solution": False}},
+    )  # fmt: skip
+    nb.cells.append(stub)
+    nbformat.write(nb, path)
+    release(fixture_course, "ps3")
+    message = "test cell 'test_counts_calls' puts a judge-side function in place of 'squares'"
+    with pytest.raises(CourseError, match=message):
+        validate(fixture_course, "ps3")
