@@ -13,6 +13,19 @@ c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 # Student notebooks must not wait forever on one cell (nbgrader autograde and `course grade` both read this).
 c.ExecutePreprocessor.timeout = 120
 
+# `course grade` gives each assignment limits derived from its solution's run time, measured by
+# `course release` (autograder/time_limits.py): a cell may take cell_factor x the solution's slowest
+# cell, a notebook notebook_factor x the solution's total, above the floors and below the ceilings
+# (ExecutePreprocessor.timeout for a cell). GPU parts, run at full size on a CUDA runner, have a fixed budget.
+c.TimeLimits.cell_factor = 10
+c.TimeLimits.notebook_factor = 5
+c.TimeLimits.cell_floor_s = 10
+c.TimeLimits.notebook_floor_s = 15
+c.TimeLimits.notebook_ceiling_s = 900
+c.TimeLimits.gpu_cell_s = 600
+c.TimeLimits.gpu_notebook_s = 1800
+c.TimeLimits.per_assignment = {}  # e.g. {"a5_transformer": {"cell_s": 60, "notebook_s": 120}}
+
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 

@@ -43,22 +43,31 @@ def cli() -> None:
 @click.argument("assignments", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Release every assignment in source/.")
 @click.option("--no-execute", is_flag=True, help="Write release/ only; leave solutions/ as they are.")
+@click.option("--force-execute", is_flag=True, help="Execute the solutions even when they are up to date.")
 @course_option
-def release_command(assignments: tuple[str, ...], all_: bool, no_execute: bool, course_root: Path) -> None:
+def release_command(
+    assignments: tuple[str, ...], all_: bool, no_execute: bool, force_execute: bool, course_root: Path
+) -> None:
     """Build release/<a>/ (student notebooks) and solutions/<a>/ (executed solutions) from source/<a>/.
 
     Solutions and hidden tests are stripped by nbgrader's own generate_assignment; files named in
     CourseDirectory.ignore (e.g. mutants.toml) never reach students. Nothing is replaced unless the
-    whole assignment builds.
+    whole assignment builds. Solutions are executed again only when source/<a>/, course_utils or the
+    configuration changed since they were (or with --force-execute).
     """
     from autograder.release import release
 
     course = Course.load(course_root)
     for assignment in _assignments(course, assignments, all_):
-        report = release(course, assignment, execute_solutions=not no_execute)
+        report = release(course, assignment, execute_solutions=not no_execute, force_execute=force_execute)
+        if no_execute:
+            solutions = ""
+        elif len(report.solutions_up_to_date) == len(report.notebooks):
+            solutions = "; solutions up to date (not executed again)"
+        else:
+            solutions = f"; solutions executed in {report.solution_seconds:.1f} s"
         click.echo(
-            f"{assignment}: released {len(report.notebooks)} notebook(s) in {report.release_seconds:.2f} s"
-            + ("" if no_execute else f"; solutions executed in {report.solution_seconds:.1f} s")
+            f"{assignment}: released {len(report.notebooks)} notebook(s) in {report.release_seconds:.2f} s{solutions}"
         )
 
 
@@ -298,7 +307,8 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, par
                 folder.mkdir()
                 name = submission.name if submission.name in source.notebooks else next(iter(source.notebooks))
                 shutil.copy(submission, folder / name)
-            result = grade_submission(source, folder, "ci", Timeouts.from_course(course), limits, part=part)
+            timeouts = Timeouts.for_assignment(course, source, gpu=limits.gpu)
+            result = grade_submission(source, folder, "ci", timeouts, limits, part=part)
         preload.join()
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results_json(result), indent=1) + "\n")

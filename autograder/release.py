@@ -8,6 +8,8 @@ into place at the end, so a failure never leaves a half release behind.
 from __future__ import annotations
 
 import copy
+import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -20,7 +22,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from autograder import cells
+import course_utils
+from autograder import cells, time_limits
 from autograder.course import Course, CourseError, put_python_scripts_on_path
 
 SOLUTION_TIMEOUT_S = 300
@@ -32,6 +35,7 @@ class ReleaseReport:
     notebooks: list[str] = field(default_factory=list)
     release_seconds: float = 0.0
     solution_seconds: float = 0.0
+    solutions_up_to_date: list[str] = field(default_factory=list)  # posted solutions kept: nothing changed
 
     @property
     def release_seconds_per_notebook(self) -> float:
@@ -134,19 +138,59 @@ Test and solution cells are tagged `raises-exception`, so that Run All reaches e
 
 def execute_notebook(nb: NotebookNode, workdir: Path, timeout: int = SOLUTION_TIMEOUT_S) -> NotebookNode:
     from nbclient import NotebookClient
+    from traitlets.config import Config
 
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        record_timing=False,
-        resources={"metadata": {"path": str(workdir)}},
-    )
-    # One thread per numeric library, as in the grading sandbox: on a busy machine extra threads make
-    # numpy and torch many times slower, not faster.
-    single_threaded = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    client.execute(env={**os.environ, **single_threaded})
+    with tempfile.TemporaryDirectory(prefix="kernel-") as sockets:
+        # The kernel talks over unix sockets in a private folder, not TCP ports any local user could
+        # connect to (ipykernel warns about unencrypted TCP, once per notebook).
+        ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
+        client = NotebookClient(
+            nb,
+            config=ipc,
+            timeout=timeout,
+            kernel_name="python3",
+            record_timing=True,  # read, then removed, by time_limits.measure
+            resources={"metadata": {"path": str(workdir)}},
+        )
+        # One thread per numeric library, as in the grading sandbox: on a busy machine extra threads make
+        # numpy and torch many times slower, not faster.
+        single_threaded = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        client.execute(env={**os.environ, **single_threaded})
+    timing = time_limits.measure(nb)
+    nb.metadata.setdefault("course", {})["timing"] = timing.as_metadata()
     return nb
+
+
+def solutions_digest(course: Course, assignment: str) -> str:
+    """What the executed solutions depend on in this repository: the assignment's source folder (files
+    that never reach students aside), course_utils and the course's configuration. Equal digests: the
+    posted solutions are up to date and are not executed again (their outputs would change, not their
+    meaning: timings, last digits)."""
+    ignored = list(course.config.CourseDirectory.get("ignore", []))
+    folder = course.source_dir / assignment
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not _ignored(p.relative_to(folder), ignored)]
+    files += sorted(Path(course_utils.__file__).parent.glob("*.py"))
+    files.append(course.root / "nbgrader_config.py")
+    digest = hashlib.sha256()
+    for path in files:
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _ignored(relative: Path, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in patterns)
+
+
+def _up_to_date_solution(path: Path, digest: str) -> NotebookNode | None:
+    """The posted solution notebook at `path` when it was executed from sources with this digest."""
+    if not path.is_file():
+        return None
+    try:
+        posted = nbformat.read(path, as_version=4)
+    except Exception:  # noqa: BLE001 -- unreadable: executed again
+        return None
+    return posted if posted.metadata.get("course", {}).get("solutions_digest") == digest else None
 
 
 def _generate_student_version(course: Course, assignment: str, scratch: Path) -> Path:
@@ -181,7 +225,12 @@ def _replace_dir(target: Path, new: Path, scratch: Path) -> None:
     new.rename(target)
 
 
-def release(course: Course, assignment: str, execute_solutions: bool = True) -> ReleaseReport:
+def release(
+    course: Course, assignment: str, execute_solutions: bool = True, force_execute: bool = False
+) -> ReleaseReport:
+    """Write release/<a>/ and (execute_solutions) solutions/<a>/. Solutions are executed only when
+    solutions_digest changed since they were (or force_execute): an unchanged course releases the same
+    bytes, so a fresh clone's `make main` leaves `git status` clean."""
     source_paths = course.source_notebooks(assignment)
     sources = {path.name: read_source_notebook(path) for path in source_paths}
     report = ReleaseReport(assignment, notebooks=list(sources))
@@ -200,8 +249,15 @@ def release(course: Course, assignment: str, execute_solutions: bool = True) -> 
         solutions_dir = scratch / "solutions"
         solutions_dir.mkdir()
         started = time.perf_counter()
+        digest = solutions_digest(course, assignment) if execute_solutions else ""
         for name, source in sources.items():
+            posted = None if force_execute else _up_to_date_solution(course.solutions_dir / assignment / name, digest)
+            if execute_solutions and posted is not None:
+                shutil.copy(course.solutions_dir / assignment / name, solutions_dir / name)
+                report.solutions_up_to_date.append(name)
+                continue
             solution = solution_notebook(source)
+            solution.metadata.setdefault("course", {})["solutions_digest"] = digest
             if execute_solutions:
                 try:
                     execute_notebook(solution, workdir=scratch / "nbgrader" / "source" / assignment)
