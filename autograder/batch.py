@@ -187,7 +187,7 @@ def grade_batch(
         jobs.extend(Job(student, folder, digest, part=part, stop_after_loss=quick) for part in todo)
         skipped += not todo
 
-    timeouts = Timeouts.from_course(course)
+    timeouts = Timeouts.for_assignment(course, source, gpu=any(p == "gpu" for p in wanted_parts))
     job_timeout = timeouts.notebook_s * len(source.notebooks) + 120
     executor = (
         _executor(course, assignment, backend, workers, job_timeout, table, broker_url, wait_for_gpu, force, source)

@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from autograder import cells, intake, nbnodes
+from autograder import cells, intake, nbnodes, time_limits
 from autograder.course import Course
 from autograder.judge import Judge, JudgeCache, TestOutcome
 from autograder.release import read_source_notebook
@@ -40,11 +40,30 @@ PARTS = ("all", "cpu", "gpu")
 class Timeouts:
     cell_s: float = 120.0
     notebook_s: float = 900.0
+    basis: str = "fixed"  # how they were decided (time_limits.Limits.basis)
 
     @classmethod
     def from_course(cls, course: Course) -> Timeouts:
+        """The course's fixed ceilings (ExecutePreprocessor.timeout for a cell), for no assignment in particular."""
         cell = course.config.ExecutePreprocessor.get("timeout", cls.cell_s)
         return cls(cell_s=float(cell or cls.cell_s))
+
+    @classmethod
+    def for_assignment(cls, course: Course, source: AssignmentSource, gpu: bool = False) -> Timeouts:
+        """Limits derived from the posted solutions' measured run time (time_limits.py): the slowest cell
+        and the longest notebook of the assignment. gpu: graded on a CUDA runner, on the GPU budget."""
+        timings = []
+        for name in source.notebooks:
+            path = course.solutions_dir / source.name / name
+            try:
+                timings.append(time_limits.stored_timing(nbformat.read(path, as_version=4)))
+            except (OSError, ValueError):
+                timings.append(None)
+        timing = None
+        if timings and all(timings):
+            timing = time_limits.Timing(max(t.slowest_cell_s for t in timings), max(t.total_s for t in timings))
+        limits = time_limits.derive(course.config, source.name, timing, gpu=gpu)
+        return cls(limits.cell_s, limits.notebook_s, limits.basis)
 
 
 PRELOADABLE = {"numpy", "torch", "sklearn", "scipy", "matplotlib", "gymnasium", "course_utils", "pandas"}

@@ -120,7 +120,8 @@ class GradingSlot:
 
         if assignment not in self.assignments:
             source = AssignmentSource.load(self.course, assignment)
-            self.assignments[assignment] = (source, Timeouts.from_course(self.course), JudgeCache())
+            timeouts = {gpu: Timeouts.for_assignment(self.course, source, gpu) for gpu in (False, True)}
+            self.assignments[assignment] = (source, timeouts, JudgeCache())
         return self.assignments[assignment]
 
     def _launcher(self, assignment: str, source, limits: Limits):
@@ -150,8 +151,9 @@ class GradingSlot:
         source, timeouts, cache = self._assignment(assignment)
         launcher = self._launcher(assignment, source, limits)
         return grade_submission(
-            source, Path(folder), student, timeouts, limits, self.slot, launcher, cache, part, stop_after_loss
-        )
+            source, Path(folder), student, timeouts[limits.gpu], limits, self.slot, launcher, cache, part,
+            stop_after_loss,
+        )  # fmt: skip
 
     @staticmethod
     def _template_key(assignment: str, limits: Limits) -> tuple[str, bool]:
