@@ -201,8 +201,11 @@ def test_unchanged_submissions_are_not_graded_again(released):
 
 
 def _job_rows(course):
-    with sqlite3.connect(table_path(course)) as db:
-        return db.execute("SELECT student, status, attempts FROM jobs ORDER BY student").fetchall()
+    with sqlite3.connect(table_path(course), timeout=30) as db:
+        try:
+            return db.execute("SELECT student, status, attempts FROM jobs ORDER BY student").fetchall()
+        except sqlite3.OperationalError:  # the file exists and the coordinator is still creating the table
+            return []
 
 
 def _gradebook_submissions(course):
