@@ -32,9 +32,9 @@ from celery import Celery
 from celery.exceptions import Reject
 from celery.signals import worker_process_init
 
-from autograder import sandbox
 from autograder.jobs import result_from_dict, result_to_json
 from autograder.pool import MAX_ATTEMPTS, NO_CUDA, GradingSlot, Job, NoCuda, cuda_device_count, limit_threads
+from autograder.sandbox import confine
 
 BROKER_ENV = "COURSE_BROKER_URL"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
@@ -93,9 +93,9 @@ def _init_worker_process(**_) -> None:
     index = current_process_index(base=0) or 0
     count = cuda_device_count()
     if count:
-        visible = os.environ.get(sandbox.CUDA_DEVICES)
+        visible = os.environ.get(confine.CUDA_DEVICES)
         devices = visible.split(",") if visible else [str(n) for n in range(count)]
-        os.environ[sandbox.CUDA_DEVICES] = devices[index % len(devices)]
+        os.environ[confine.CUDA_DEVICES] = devices[index % len(devices)]
 
 
 _slots: dict[str, GradingSlot] = {}

@@ -289,7 +289,7 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, par
     from autograder.grade import AssignmentSource, Timeouts, grade_submission
     from autograder.pool import GPU_MEMORY_BYTES, cuda_device_count, limit_threads
     from autograder.reports import results_json
-    from autograder.sandbox import Limits
+    from autograder.sandbox.confine import Limits
 
     course = Course.load(course_root)
     source = AssignmentSource.load(course, assignment)

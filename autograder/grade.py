@@ -24,7 +24,7 @@ from autograder.course import Course
 from autograder.judge import Judge, JudgeCache, TestOutcome
 from autograder.release import read_source_notebook
 from autograder.results import WAITING_FOR_GPU, CellResult, SubmissionResult
-from autograder.sandbox import Limits
+from autograder.sandbox.confine import Limits
 from autograder.student_process import ColdStudentProcess, StudentGone, StudentProcess
 from course_utils import rules
 

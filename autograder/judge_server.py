@@ -26,7 +26,7 @@ from multiprocessing import forkserver
 from pathlib import Path
 
 PRELOAD_ENV = "COURSE_JUDGE_PRELOAD"  # JSON [course root, assignment], for the forkserver only
-GRADER_MODULES = ["autograder.grade", "autograder.warm", "autograder.judge"]
+GRADER_MODULES = ["autograder.grade", "autograder.sandbox.warm", "autograder.judge"]
 
 
 def context():

@@ -26,7 +26,7 @@ from autograder import judge_server
 from autograder.course import Course
 from autograder.grade import AssignmentSource
 from autograder.results import SubmissionResult
-from autograder.sandbox import Limits
+from autograder.sandbox.confine import Limits
 
 MAX_ATTEMPTS = 3
 # Test-only: a worker started with COURSE_FAKE_CUDA=1 believes it has one CUDA device (tests/test_celery.py
@@ -104,7 +104,7 @@ class GradingSlot:
     def __init__(self, slot: int, course_root: str, handoff=None, cpu: int | None = None):
         """handoff: a warm template the pool launched for this slot (warm.TemplateHandoff), used first.
         cpu: the CPU its students are pinned to (worker_cpus), or None."""
-        from autograder.warm import TemplateLink
+        from autograder.sandbox.warm import TemplateLink
 
         self.slot = slot
         self.cpu = cpu
@@ -125,7 +125,7 @@ class GradingSlot:
         return self.assignments[assignment]
 
     def _launcher(self, assignment: str, source, limits: Limits):
-        from autograder.warm import TemplateSandbox, warm_available
+        from autograder.sandbox.warm import TemplateSandbox, warm_available
 
         if not warm_available():
             return None
@@ -263,7 +263,7 @@ class LocalPool:
         forks a template for each first worker. Each first worker adopts its slot's template; this process
         owns the sandbox (kills it on close). A replacement worker launches its own: the template of the
         worker it replaces cleans up and exits when that worker's end of the socket closes."""
-        from autograder.warm import TemplateSandbox, warm_available
+        from autograder.sandbox.warm import TemplateSandbox, warm_available
 
         if not warm_available():
             return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from autograder import wire
+from autograder.sandbox.inside import wire
 from autograder.student_process import StudentProcess, StudentTimeout, student_error
 
 

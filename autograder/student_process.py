@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import kernel_objects, sandbox, wire
+from autograder.sandbox import confine
+from autograder.sandbox.inside import kernel_objects, wire
 
 INTERRUPT_GRACE_S = 3.0
 START_TIMEOUT_S = 60.0
@@ -164,13 +165,13 @@ class StudentProcess:
 class ColdStudentProcess(StudentProcess):
     """A student process started from scratch: a new bubblewrap sandbox and a new Python."""
 
-    def __init__(self, inputs: Path, limits: sandbox.Limits | None = None, slot: int = 0, preload: list[str] = ()):
-        self.limits = limits or sandbox.Limits()
+    def __init__(self, inputs: Path, limits: confine.Limits | None = None, slot: int = 0, preload: list[str] = ()):
+        self.limits = limits or confine.Limits()
         self.workdir = tempfile.TemporaryDirectory(prefix="student-")
         root = Path(self.workdir.name)
         root.chmod(0o755)
         staged = root / "staged"
-        sandbox.stage_runner(staged)
+        confine.stage_runner(staged)
         copy = root / "inputs"
         copy_tree_plain(inputs, copy)
 
@@ -178,8 +179,8 @@ class ColdStudentProcess(StudentProcess):
         self.answer_fd, answer_write = os.pipe()
         wire.widen_pipe(self.request_fd)
         wire.widen_pipe(self.answer_fd)
-        self.uid_claim = sandbox.UidClaim(preferred=slot)
-        spec = sandbox.launch(staged, copy, request_read, answer_write, self.limits, self.uid_claim.uid, preload)
+        self.uid_claim = confine.UidClaim(preferred=slot)
+        spec = confine.launch(staged, copy, request_read, answer_write, self.limits, self.uid_claim.uid, preload)
         self.isolation = spec.isolation
         self.stderr_path = root / "stderr.log"
         with open(self.stderr_path, "wb") as stderr:

@@ -21,7 +21,7 @@ from autograder.jobs import JobTable, table_path
 from autograder.judge import JudgeCache
 from autograder.pool import Job, LocalPool, worker_cpus
 from autograder.release import release
-from autograder.warm import TemplateSandbox, warm_available
+from autograder.sandbox.warm import TemplateSandbox, warm_available
 from tests.helpers import (
     MEAN_OK,
     NORMALISE_OK,

@@ -15,7 +15,7 @@ import pytest
 
 from autograder.grade import AssignmentSource, Timeouts, grade_submission
 from autograder.release import release
-from autograder.sandbox import SANDBOX_UID_BASE, Limits, bubblewrap_problem
+from autograder.sandbox.confine import SANDBOX_UID_BASE, Limits, bubblewrap_problem
 from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
 
 FAST = Timeouts(cell_s=4, notebook_s=60)

@@ -1,6 +1,6 @@
 """What one submission leaves in the kernel is gone for the next one graded by the same worker.
 
-Each claim of kernel_objects.py's docstring (and the README's "What is per submission" table) has a test
+Each claim of sandbox/inside/kernel_objects.py's docstring (and the README's "What is per submission" table) has a test
 here: System V shared memory, semaphores and message queues and POSIX message queues (a fresh IPC
 namespace per student process), keyrings (cleared after each submission: they belong to the uid, which
 a worker slot reuses), and loopback (a network namespace per student process, so two students graded at
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from autograder import sandbox
+from autograder.sandbox import confine
+from autograder.sandbox.warm import TemplateSandbox, warm_available
 from autograder.student_process import ColdStudentProcess
-from autograder.warm import TemplateSandbox, warm_available
 
 # Creates one object of each kind, under the key 0x5eed (SysV) or the name /leak (POSIX), holding data.
 LEAVE_BEHIND = r"""
@@ -123,9 +123,9 @@ def test_two_students_graded_at_once_by_one_template_sandbox_share_nothing(tmp_p
 @needs_root_sandbox
 def test_the_cleanup_clears_the_keyrings_of_the_slot_uid():
     """Keyrings belong to a uid, not to a namespace; slots reuse their uid, so the cleanup empties them."""
-    from autograder import kernel_objects
+    from autograder.sandbox.inside import kernel_objects
 
-    claim = sandbox.UidClaim(preferred=49)
+    claim = confine.UidClaim(preferred=49)
     try:
         assert kernel_objects.clear_keyrings(claim.uid) >= 0
         assert kernel_objects.clear_keyrings(claim.uid) == 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import nbformat
 import numpy as np
 
-from autograder import wire
 from autograder.judge import Judge, JudgeCache
+from autograder.sandbox.inside import wire
 
 SETUP = "import numpy as np\n"
 HELPER = "def scaled(x, scale=2.0):\n    return np.asarray(x) * scale\n\nbase = scaled(np.arange(3))\n"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder import wire
+from autograder.sandbox.inside import wire
 
 
 def roundtrip(value):

@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import sandbox, wire
+from autograder.sandbox import confine
+from autograder.sandbox.inside import wire
 from autograder.student_process import StudentGone, StudentProcess, describe_exit
 
 START_TIMEOUT_S = 120.0
@@ -32,7 +33,7 @@ IMPORT_NICENESS = 10  # the template's priority while it imports (zygote.main re
 
 
 def warm_available() -> bool:
-    return os.geteuid() == 0 and sandbox.bubblewrap_problem() is None
+    return os.geteuid() == 0 and confine.bubblewrap_problem() is None
 
 
 @dataclass
@@ -44,7 +45,7 @@ class TemplateHandoff:
     slot: int
     uid: int | None
     inbox: Path
-    limits: sandbox.Limits
+    limits: confine.Limits
     assignment: str  # what it was launched for (with limits.gpu); a worker needing another closes the link
     control: socket.socket
 
@@ -54,7 +55,7 @@ class TemplateLink:
     sandbox that holds the template belongs to whoever launched it (TemplateSandbox below): the pool,
     which hands the link over (TemplateHandoff), or the worker itself."""
 
-    def __init__(self, slot: int, uid: int | None, inbox: Path, limits: sandbox.Limits, control: socket.socket):
+    def __init__(self, slot: int, uid: int | None, inbox: Path, limits: confine.Limits, control: socket.socket):
         self.slot = slot
         self.uid = uid
         self.inbox = inbox
@@ -127,13 +128,13 @@ class TemplateSandbox:
     costs a fork, not another second of imports. Each slot gets its own uid, inbox folder (readable by
     that uid only), scratch tmpfs and control socket: `links[slot]`."""
 
-    def __init__(self, slots: list[int], limits: sandbox.Limits | None = None, preload: list[str] = ()):
-        self.limits = limits or sandbox.Limits()
-        self.uid_claims = [sandbox.UidClaim(preferred=slot) for slot in slots]
+    def __init__(self, slots: list[int], limits: confine.Limits | None = None, preload: list[str] = ()):
+        self.limits = limits or confine.Limits()
+        self.uid_claims = [confine.UidClaim(preferred=slot) for slot in slots]
         self.folder = tempfile.TemporaryDirectory(prefix="templates-")
         root = Path(self.folder.name)
         root.chmod(0o755)
-        sandbox.stage_runner(root / "staged")
+        confine.stage_runner(root / "staged")
         (root / "inbox").mkdir()
         (root / "inbox").chmod(0o755)
         self.links: dict[int, TemplateLink] = {}
@@ -147,13 +148,13 @@ class TemplateSandbox:
             self.links[slot] = TemplateLink(slot, claim.uid, inbox, self.limits, ours)
             theirs.append(their_end)
         fds = [end.fileno() for end in theirs]
-        argv = sandbox.template_argv(root / "staged", root / "inbox", fds, self.limits, list(preload))
+        argv = confine.template_argv(root / "staged", root / "inbox", fds, self.limits, list(preload))
         # At low priority while it imports numpy/torch, so that where cores are short (start-up on 2 cores)
         # the forkserver, which the judges wait for, goes first; the zygote takes priority 0 again before it
         # forks the templates.
         self.process = subprocess.Popen(
             ["nice", "-n", str(IMPORT_NICENESS), *argv],
-            env=sandbox.environment("/scratch"),
+            env=confine.environment("/scratch"),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -197,7 +198,7 @@ class WarmStudentProcess(StudentProcess):
         self.answer_fd, answer_write = os.pipe()
         wire.widen_pipe(self.request_fd)
         wire.widen_pipe(self.answer_fd)
-        limits = sandbox.rlimits(template.limits)
+        limits = confine.rlimits(template.limits)
         try:
             reply = template.ask(
                 {"op": "spawn", "job": job, "uid": template.uid, "limits": limits, "cpu": cpu},

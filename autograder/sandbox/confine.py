@@ -28,8 +28,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import autograder
 import course_utils
+from autograder.sandbox import inside
 
 RUNNER_FILES = ("wire.py", "student_runner.py", "zygote.py", "kernel_objects.py")
 SANDBOX_UID_BASE = 61000
@@ -142,7 +142,7 @@ def environment(home: str) -> dict[str, str]:
 
 def stage_runner(folder: Path) -> None:
     """Copy what the student process may see of our code: the runner, the wire codec, course_utils."""
-    package = Path(autograder.__file__).parent
+    package = Path(inside.__file__).parent
     (folder / "runner").mkdir(parents=True)
     for name in RUNNER_FILES:
         shutil.copy(package / name, folder / "runner" / name)
