@@ -173,10 +173,10 @@ def grade_command(
     reason); 2 the grader itself failed; 130 interrupted (run again to finish).
     """
     if backend == "local":
-        from autograder import judge_server
+        from autograder.batch import judge_server
 
         judge_server.start(course_root.resolve(), assignment)  # first: its imports (torch...) overlap ours
-    from autograder.batch import grade_batch
+    from autograder.batch.coordinator import grade_batch
 
     course = Course.load(course_root)
     try:
@@ -247,8 +247,8 @@ def worker_command(queue: str, concurrency: int, broker: str) -> None:
     each of its processes a GPU through CUDA_VISIBLE_DEVICES; several gradings may share one GPU. The
     worker reads courses at the paths the coordinator sends (same machine or a shared filesystem).
     """
-    from autograder.celery_app import run_worker
-    from autograder.pool import NoCuda
+    from autograder.batch.celery_app import run_worker
+    from autograder.batch.pool import NoCuda
 
     try:
         run_worker(queue, concurrency, broker)
@@ -286,8 +286,8 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, par
     import shutil
     import tempfile
 
+    from autograder.batch.pool import GPU_MEMORY_BYTES, cuda_device_count, limit_threads
     from autograder.grade import AssignmentSource, Timeouts, grade_submission
-    from autograder.pool import GPU_MEMORY_BYTES, cuda_device_count, limit_threads
     from autograder.reports import results_json
     from autograder.sandbox.confine import Limits
 
@@ -376,7 +376,7 @@ def ci_template_command(assignment: str, out: Path, gpu_job: bool | None, course
 
 
 def _graded_results(course: Course, assignment: str) -> list:
-    from autograder.jobs import JobTable, table_path
+    from autograder.batch.jobs import JobTable, table_path
 
     if not table_path(course).exists():
         raise CourseError(f"{table_path(course)}: not found; run `course grade {assignment}` first")
@@ -441,10 +441,10 @@ def demo_command(assignment: str, workers: int, into: Path, course_root: Path) -
     Exits 1 unless the solution earns full marks, the blank release 0 and every mutant loses points."""
     import shutil
 
-    from autograder import judge_server
+    from autograder.batch import judge_server
 
     judge_server.start(course_root.resolve(), assignment)  # the demo's judges import while the demo is built
-    from autograder.batch import grade_batch
+    from autograder.batch.coordinator import grade_batch
     from autograder.demo import build_demo_course
 
     course = Course.load(course_root)
@@ -526,8 +526,8 @@ def main() -> NoReturn:
         click.echo(f"error: {error}", err=True)
         code = 2
     finally:
-        if "autograder.judge_server" in sys.modules:  # a verb that started the local pool's forkserver
-            sys.modules["autograder.judge_server"].stop()
+        if "autograder.batch.judge_server" in sys.modules:  # a verb that started the local pool's forkserver
+            sys.modules["autograder.batch.judge_server"].stop()
     _exit_without_teardown(code)
 
 

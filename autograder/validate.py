@@ -165,7 +165,7 @@ def validate(
     then names that one test instead of every test that catches it).
     seeds: also grade the solution with {seed} = 1..seeds-1 in mutants.toml's [[seed]] entries.
     auto: grade automatic mutants, all of them or a sample of auto_mutants_sample (chosen with sample_seed)."""
-    from autograder.batch import grade_batch
+    from autograder.batch.coordinator import grade_batch
     from autograder.demo import build_demo_course
 
     report = ValidationReport(assignment)

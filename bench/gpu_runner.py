@@ -31,11 +31,11 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autograder.batch import grade_batch  # noqa: E402
+from autograder.batch.coordinator import grade_batch  # noqa: E402
+from autograder.batch.jobs import JobTable, table_path  # noqa: E402
+from autograder.batch.pool import cuda_device_count  # noqa: E402
 from autograder.course import Course  # noqa: E402
 from autograder.grade import AssignmentSource  # noqa: E402
-from autograder.jobs import JobTable, table_path  # noqa: E402
-from autograder.pool import cuda_device_count  # noqa: E402
 from autograder.release import solution_notebook  # noqa: E402
 from tests.servers import RedisServer, Worker  # noqa: E402
 

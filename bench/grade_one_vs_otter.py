@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from autograder.batch import grade_batch  # noqa: E402
+from autograder.batch.coordinator import grade_batch  # noqa: E402
 from autograder.course import REPO_ROOT, Course  # noqa: E402
 from autograder.demo import build_demo_course  # noqa: E402
 from autograder.otter_export import export_otter  # noqa: E402

@@ -63,6 +63,6 @@ def report_modules(names: list[str], connection) -> None:
     import os
     import sys
 
-    from autograder import judge_server
+    from autograder.batch import judge_server
 
     connection.send({"imported": [n for n in names if n in sys.modules], "env": judge_server.PRELOAD_ENV in os.environ})

@@ -14,12 +14,12 @@ import nbformat
 import psutil
 import pytest
 
-from autograder.batch import grade_batch
+from autograder.batch.coordinator import grade_batch
+from autograder.batch.jobs import JobTable, table_path
+from autograder.batch.pool import Job, LocalPool, worker_cpus
 from autograder.course import REPO_ROOT
 from autograder.grade import AssignmentSource, grade_submission, submissions
-from autograder.jobs import JobTable, table_path
 from autograder.judge import JudgeCache
-from autograder.pool import Job, LocalPool, worker_cpus
 from autograder.release import release
 from autograder.sandbox.warm import TemplateSandbox, warm_available
 from tests.helpers import (
@@ -318,7 +318,7 @@ def test_a_worker_whose_warm_up_fails_keeps_grading(released, monkeypatch):
     """prepare() only warms up: when it fails (say a template that cannot start), the worker must not die
     before its first submission (the pool would replace it again and again); grading meets the error, if
     it is still there, and records it as that submission's result."""
-    from autograder import pool
+    from autograder.batch import pool
 
     def broken_prepare(self, assignment, part="all"):
         raise RuntimeError("the sandbox could not start")
@@ -351,16 +351,16 @@ def test_students_run_at_normal_priority_though_templates_import_at_a_low_one(re
 def test_the_gradebook_opens_at_low_priority_while_the_pool_starts(released, monkeypatch):
     """The forkserver importing torch for the judges is what the first submission waits for: the coordinator
     opens the gradebook (importing nbgrader) at niceness 19 meanwhile, then takes its own priority back."""
-    from autograder import batch
+    from autograder.batch import coordinator
 
     seen = []
 
-    class Recording(batch.GradebookWriter):
+    class Recording(coordinator.GradebookWriter):
         def __init__(self, *args):
             seen.append(os.getpriority(os.PRIO_PROCESS, 0))
             super().__init__(*args)
 
-    monkeypatch.setattr(batch, "GradebookWriter", Recording)
+    monkeypatch.setattr(coordinator, "GradebookWriter", Recording)
     submit(released, "ps1", "ada")
     before = os.getpriority(os.PRIO_PROCESS, 0)
     report = grade_batch(released, "ps1", workers=1, show_progress=False)
@@ -472,7 +472,7 @@ def test_templates_preload_torch_dynamo_only_for_students_that_train():
 
 _FORKSERVER_PROBE = """
 import json, sys
-from autograder import judge_server
+from autograder.batch import judge_server
 from tests.helpers import report_modules
 judge_server.start(sys.argv[1], sys.argv[2])
 ours, theirs = judge_server.context().Pipe()

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from autograder.batch import grade_batch
+from autograder.batch.coordinator import grade_batch
+from autograder.batch.jobs import table_path
 from autograder.course import Course
-from autograder.jobs import table_path
 from autograder.release import release
 from tests.conftest import FIXTURE_COURSE
 from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, make_test_squares_crash_the_worker, submit
@@ -97,7 +97,7 @@ def local_scores(course: Course, assignment: str, tmp_path) -> dict:
 
 
 def celery_scores(course: Course, assignment: str) -> dict:
-    from autograder.jobs import JobTable
+    from autograder.batch.jobs import JobTable
 
     table = JobTable(table_path(course))
     try:
@@ -235,7 +235,7 @@ def test_flower_shows_the_workers(broker, workers, tmp_path):
     workers("cpu")
     port = free_port()
     flower = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "celery"), "-A", "autograder.celery_app", "flower",
+        [os.path.join(os.path.dirname(sys.executable), "celery"), "-A", "autograder.batch.celery_app", "flower",
          "--address=127.0.0.1", f"--port={port}"],
         env={**os.environ, "COURSE_BROKER_URL": broker}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

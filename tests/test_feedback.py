@@ -6,12 +6,12 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from autograder.batch import grade_batch
+from autograder.batch.coordinator import grade_batch
+from autograder.batch.jobs import JobTable, table_path
 from autograder.cli import cli
 from autograder.course import Course
 from autograder.course_report import normalise_message, write_course_report
 from autograder.feedback import render_feedback, write_feedback
-from autograder.jobs import JobTable, table_path
 from autograder.release import release
 from autograder.results import CellResult, SubmissionResult
 from tests.conftest import FIXTURE_COURSE

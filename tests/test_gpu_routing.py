@@ -9,8 +9,9 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import parts, pool
-from autograder.batch import grade_batch
+from autograder import parts
+from autograder.batch import pool
+from autograder.batch.coordinator import grade_batch
 from autograder.grade import AssignmentSource, grade_submission
 from autograder.release import release
 from tests.helpers import submit
@@ -104,9 +105,9 @@ class _GpuPartsFirst:
 def test_a_gpu_part_that_arrives_before_its_cpu_part_is_merged_when_that_comes(ps2, monkeypatch):
     """Seen on a real H100: the GPU part of a submission came back first, and the coordinator, finding no
     CPU part to merge it into yet, crashed writing the reports."""
-    from autograder import batch
+    from autograder.batch import coordinator
 
-    monkeypatch.setattr(batch, "_executor", lambda course, assignment, *rest: _GpuPartsFirst(course, assignment))
+    monkeypatch.setattr(coordinator, "_executor", lambda course, assignment, *rest: _GpuPartsFirst(course, assignment))
     report = grade_batch(ps2, "ps2", backend="celery", show_progress=False)
     source = AssignmentSource.load(ps2, "ps2")
     expected = {}

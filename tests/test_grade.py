@@ -9,7 +9,7 @@ import sys
 import nbformat
 import pytest
 
-from autograder.batch import grade_batch
+from autograder.batch.coordinator import grade_batch
 from autograder.grade import AssignmentSource, grade_submission
 from autograder.release import release
 from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit

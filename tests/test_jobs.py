@@ -4,7 +4,7 @@ import json
 import multiprocessing
 import sqlite3
 
-from autograder.jobs import JobTable, result_to_json
+from autograder.batch.jobs import JobTable, result_to_json
 from autograder.results import CellResult, SubmissionResult
 
 

@@ -8,7 +8,7 @@ import shutil
 import nbformat
 
 from autograder import cells
-from autograder.batch import grade_batch
+from autograder.batch.coordinator import grade_batch
 from autograder.course import Course
 
 A1_SOFTMAX_FROM_THE_TEXT = '''def softmax_loss(scores, y):

@@ -27,7 +27,7 @@ def test_fixture_course_under_nbgrader(fixture_course):
 
 def test_fixture_course_scores_match_nbgrader(fixture_course, tmp_path):
     """Honest submissions get the same scores from `course grade` and from `nbgrader autograde`."""
-    from autograder.batch import grade_batch
+    from autograder.batch.coordinator import grade_batch
     from autograder.nbgrader_anchor import autograde, make_anchor_course
     from autograder.release import release
     from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
@@ -76,7 +76,7 @@ def test_tests_that_patch_or_delete_student_names_score_as_under_nbgrader(fixtur
     student's `cubes`, and set the global SCALE that `scaled` reads, restoring each in a finally block;
     a last test checks that everything is the student's own again. Per cell, nbgrader and `course grade`
     agree."""
-    from autograder.batch import grade_batch
+    from autograder.batch.coordinator import grade_batch
     from autograder.nbgrader_anchor import autograde, make_anchor_course
     from autograder.release import release
     from tests.helpers import submit

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.batch import grade_batch
+from autograder.batch.coordinator import grade_batch
 from autograder.demo import build_demo_course
 from autograder.otter_export import export_otter, ok_test_file, requirements
 

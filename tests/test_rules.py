@@ -3,7 +3,7 @@
 import nbformat
 import pytest
 
-from autograder.batch import grade_batch
+from autograder.batch.coordinator import grade_batch
 from autograder.course import CourseError
 from autograder.release import release
 from autograder.validate import validate

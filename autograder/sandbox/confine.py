@@ -135,7 +135,7 @@ def environment(home: str) -> dict[str, str]:
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "LANG": "C.UTF-8",
-        # CUDA_VISIBLE_DEVICES: the GPU a CUDA runner's worker process gave its gradings (see celery_app.py)
+        # CUDA_VISIBLE_DEVICES: the GPU a CUDA runner's worker process gave its gradings (see batch/celery_app.py)
         **{k: v for k, v in os.environ.items() if k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", CUDA_DEVICES)},
     }
 

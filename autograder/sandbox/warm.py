@@ -39,7 +39,7 @@ def warm_available() -> bool:
 @dataclass
 class TemplateHandoff:
     """A slot's running template handed to the grading worker that will use it; the sandbox stays its
-    launcher's (LocalPool launches one for its first workers, see pool.py). Picklable: multiprocessing
+    launcher's (LocalPool launches one for its first workers, see batch/pool.py). Picklable: multiprocessing
     passes the socket to the worker."""
 
     slot: int

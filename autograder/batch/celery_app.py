@@ -17,7 +17,7 @@ Long jobs and dying workers:
 - a task counts its own starts in Redis (course:attempts:<task id>): a submission that kills its worker
   MAX_ATTEMPTS times is returned as failed with the reason instead of being redelivered for ever.
 
-Flower: `celery -A autograder.celery_app flower --address=127.0.0.1` (broker from COURSE_BROKER_URL).
+Flower: `celery -A autograder.batch.celery_app flower --address=127.0.0.1` (broker from COURSE_BROKER_URL).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from celery import Celery
 from celery.exceptions import Reject
 from celery.signals import worker_process_init
 
-from autograder.jobs import result_from_dict, result_to_json
-from autograder.pool import MAX_ATTEMPTS, NO_CUDA, GradingSlot, Job, NoCuda, cuda_device_count, limit_threads
+from autograder.batch.jobs import result_from_dict, result_to_json
+from autograder.batch.pool import MAX_ATTEMPTS, NO_CUDA, GradingSlot, Job, NoCuda, cuda_device_count, limit_threads
 from autograder.sandbox import confine
 
 BROKER_ENV = "COURSE_BROKER_URL"
@@ -152,7 +152,7 @@ def grade_part(self, course_root: str, assignment: str, student: str, folder: st
 
 
 def decode(payload: dict, assignment: str, student: str) -> tuple[str, object]:
-    """A task's JSON answer as (kind, payload) for batch.grade_batch's on_result."""
+    """A task's JSON answer as (kind, payload) for coordinator.grade_batch's on_result."""
     from autograder.results import SubmissionResult
 
     kind = payload["kind"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from autograder import judge_server
+from autograder.batch import judge_server
 from autograder.course import Course
 from autograder.grade import AssignmentSource
 from autograder.results import SubmissionResult
@@ -99,7 +99,7 @@ def limit_threads() -> None:
 class GradingSlot:
     """What one grading worker keeps between submissions: per assignment the source and the judge's warm
     state, and one warm template (numpy/torch imported once, one fork per submission). Used by the local
-    pool's workers and by the Celery task (autograder/celery_app.py)."""
+    pool's workers and by the Celery task (autograder/batch/celery_app.py)."""
 
     def __init__(self, slot: int, course_root: str, handoff=None, cpu: int | None = None):
         """handoff: a warm template the pool launched for this slot (warm.TemplateHandoff), used first.

@@ -31,11 +31,11 @@ from nbformat.v4 import nbjson
 from tqdm import tqdm
 
 from autograder import cells, parts
+from autograder.batch.jobs import JobTable, content_hash, table_path
+from autograder.batch.pool import Job, LocalPool
 from autograder.course import Course, CourseError
 from autograder.grade import AssignmentSource, Timeouts, submissions
 from autograder.gradebook import GradebookWriter
-from autograder.jobs import JobTable, content_hash, table_path
-from autograder.pool import Job, LocalPool
 from autograder.reports import write_grades_csv, write_results_json
 from autograder.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 
@@ -145,7 +145,7 @@ def _executor(course: Course, assignment: str, backend: str, workers: int, job_t
               broker_url: str | None, wait_for_gpu: bool, force: bool, source: AssignmentSource):  # fmt: skip
     if backend == "local":
         return LocalPool(course, assignment, workers, job_timeout, source)
-    from autograder.celery_app import CeleryExecutor  # Celery is needed only here
+    from autograder.batch.celery_app import CeleryExecutor  # Celery is needed only here
 
     # Tasks an earlier coordinator sent are collected, not sent again; --force sends everything anew
     # (the way out if Redis lost tasks, e.g. its data was deleted).
