@@ -193,7 +193,7 @@ def grade_command(
 
 
 def _print_batch(course: Course, assignment: str, report, workers: int) -> None:
-    from autograder.summary import gpu_waiting, problem_list, question_table
+    from autograder.records.summary import gpu_waiting, problem_list, question_table
 
     if not report.results:
         click.echo(f"no submissions in {course.submitted_dir}/*/{assignment}/")
@@ -288,7 +288,7 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, par
 
     from autograder.batch.pool import GPU_MEMORY_BYTES, cuda_device_count, limit_threads
     from autograder.grade import AssignmentSource, Timeouts, grade_submission
-    from autograder.reports import results_json
+    from autograder.records.reports import results_json
     from autograder.sandbox.confine import Limits
 
     course = Course.load(course_root)
@@ -399,7 +399,7 @@ def feedback_command(assignment: str, published: bool, course_root: Path) -> Non
 
     Before publication a failure inside hidden tests shows only that hidden tests failed.
     """
-    from autograder.feedback import feedback_dir, write_feedback
+    from autograder.records.feedback import feedback_dir, write_feedback
 
     course = Course.load(course_root)
     results = _graded_results(course, assignment)
@@ -415,7 +415,7 @@ def feedback_command(assignment: str, published: bool, course_root: Path) -> Non
 def report_command(assignment: str, course_root: Path) -> None:
     """Write the course report of ASSIGNMENT (per-question histograms, pass rates, most common failures)
     and lms.csv for the LMS, in reports/<ASSIGNMENT>/, from the job table."""
-    from autograder.course_report import write_course_report
+    from autograder.records.course_report import write_course_report
 
     course = Course.load(course_root)
     results = _graded_results(course, assignment)

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from autograder.course import put_python_scripts_on_path
-from autograder.gradebook import alembic_head, create_new_gradebook
+from autograder.records.gradebook import alembic_head, create_new_gradebook
 
 
 def _schema(db_url: str) -> tuple[dict, list]:
@@ -62,7 +62,7 @@ def test_a_submission_is_written_in_one_commit_or_not_at_all(fixture_course):
     from sqlalchemy import event
 
     from autograder.grade import AssignmentSource
-    from autograder.gradebook import GradebookWriter
+    from autograder.records.gradebook import GradebookWriter
 
     notebooks = AssignmentSource.load(fixture_course, "ps1").notebooks
     commits = []
@@ -137,7 +137,7 @@ def test_the_writer_leaves_the_rows_nbgraders_own_api_leaves(fixture_course, tmp
     from nbgrader.api import Gradebook
 
     from autograder.grade import AssignmentSource
-    from autograder.gradebook import GradebookWriter
+    from autograder.records.gradebook import GradebookWriter
     from autograder.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 
     def ps1(student, squares, mean, hidden_failed=False):

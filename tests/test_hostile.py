@@ -27,7 +27,7 @@ SECRET = "s3cret-in-the-graders-environment"
 def course(fixture_course):
     release(fixture_course, "ps1")
     submit(fixture_course, "ps1", "classmate")  # another student's submission, which must stay private
-    from autograder.gradebook import write_grades
+    from autograder.records.gradebook import write_grades
     from autograder.results import SubmissionResult
 
     write_grades(

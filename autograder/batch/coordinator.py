@@ -35,8 +35,8 @@ from autograder.batch.jobs import JobTable, content_hash, table_path
 from autograder.batch.pool import Job, LocalPool
 from autograder.course import Course, CourseError
 from autograder.grade import AssignmentSource, Timeouts, submissions
-from autograder.gradebook import GradebookWriter
-from autograder.reports import write_grades_csv, write_results_json
+from autograder.records.gradebook import GradebookWriter
+from autograder.records.reports import write_grades_csv, write_results_json
 from autograder.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 
 BACKENDS = ("local", "celery")
