@@ -339,7 +339,7 @@ def export_otter_command(assignment: str, out: Path | None, course_root: Path) -
     Otter runs these tests inside the student's kernel, so a submission can change its own score
     (patch np.allclose, the helpers, otter itself): only `course grade` is tamper-proof.
     """
-    from autograder.otter_export import default_path, export_otter
+    from autograder.export.otter_export import default_path, export_otter
 
     course = Course.load(course_root)
     path = export_otter(course, assignment, out or default_path(course, assignment))
@@ -369,7 +369,7 @@ def ci_template_command(assignment: str, out: Path, gpu_job: bool | None, course
     hidden tests included, from the private repository named by the COURSE_REPOSITORY variable with the
     COURSE_TOKEN secret, never from the student's repository, and uploads results.json.
     """
-    from autograder.ci_template import write_workflow
+    from autograder.export.ci_template import write_workflow
 
     path = write_workflow(Course.load(course_root), assignment, out, gpu_job)
     click.echo(f"{assignment}: workflow in {path}; set COURSE_REPOSITORY (variable) and COURSE_TOKEN (secret)")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from autograder.batch.coordinator import grade_batch  # noqa: E402
 from autograder.course import REPO_ROOT, Course  # noqa: E402
 from autograder.demo import build_demo_course  # noqa: E402
-from autograder.otter_export import export_otter  # noqa: E402
+from autograder.export.otter_export import export_otter  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

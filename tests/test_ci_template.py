@@ -10,8 +10,8 @@ import subprocess
 import pytest
 import yaml
 
-from autograder.ci_template import workflow
 from autograder.course import REPO_ROOT
+from autograder.export.ci_template import workflow
 
 A1 = "a1_backprop"
 SYSCTL = "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"

@@ -14,7 +14,7 @@ import pytest
 
 from autograder.batch.coordinator import grade_batch
 from autograder.demo import build_demo_course
-from autograder.otter_export import export_otter, ok_test_file, requirements
+from autograder.export.otter_export import export_otter, ok_test_file, requirements
 
 A1 = "a1_backprop"
 OTTER = Path(sys.executable).parent / "otter"
