@@ -14,7 +14,7 @@ c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 c.ExecutePreprocessor.timeout = 120
 
 # `course grade` gives each assignment limits derived from its solution's run time, measured by
-# `course release` (autograder/time_limits.py): a cell may take cell_factor x the solution's slowest
+# `course release` (autograder/grading/time_limits.py): a cell may take cell_factor x the solution's slowest
 # cell, a notebook notebook_factor x the solution's total, above the floors and below the ceilings
 # (ExecutePreprocessor.timeout for a cell). GPU parts, run at full size on a CUDA runner, have a fixed budget.
 c.TimeLimits.cell_factor = 10

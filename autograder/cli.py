@@ -55,7 +55,7 @@ def release_command(
     whole assignment builds. Solutions are executed again only when source/<a>/, course_utils or the
     configuration changed since they were (or with --force-execute).
     """
-    from autograder.release import release
+    from autograder.authoring.release import release
 
     course = Course.load(course_root)
     for assignment in _assignments(course, assignments, all_):
@@ -93,7 +93,7 @@ def validate_command(
     untouched release, which must earn none, and every seeded bug, mistake and cheat in
     source/<a>/mutants.toml, each of which must lose points. Prints a table; exits 1 on any miss.
     """
-    from autograder.validate import validate
+    from autograder.authoring.validate import validate
 
     if auto_mutants not in (None, "all") and not auto_mutants.isdigit():
         raise click.BadParameter(f"{auto_mutants!r} is not a number", param_hint="--auto-mutants")
@@ -287,7 +287,7 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, par
     import tempfile
 
     from autograder.batch.pool import GPU_MEMORY_BYTES, cuda_device_count, limit_threads
-    from autograder.grade import AssignmentSource, Timeouts, grade_submission
+    from autograder.grading.grade import AssignmentSource, Timeouts, grade_submission
     from autograder.records.reports import results_json
     from autograder.sandbox.confine import Limits
 
@@ -444,8 +444,8 @@ def demo_command(assignment: str, workers: int, into: Path, course_root: Path) -
     from autograder.batch import judge_server
 
     judge_server.start(course_root.resolve(), assignment)  # the demo's judges import while the demo is built
+    from autograder.authoring.demo import build_demo_course
     from autograder.batch.coordinator import grade_batch
-    from autograder.demo import build_demo_course
 
     course = Course.load(course_root)
     target = into if into.is_absolute() else course.root / into
@@ -484,7 +484,7 @@ def check_command(notebook: Path, timeout: int | None, course_root: Path) -> Non
     Needs only the notebook (a student's released folder is enough). Exit code: 0 every public test
     passes; 1 some do not; 2 the notebook could not be run.
     """
-    from autograder.check import cell_timeout, check_notebook
+    from autograder.authoring.check import cell_timeout, check_notebook
 
     report = check_notebook(notebook, timeout or cell_timeout(course_root))
     click.echo(report.text)

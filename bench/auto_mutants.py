@@ -3,7 +3,7 @@
     .venv/bin/python bench/auto_mutants.py [assignment ...] [--workers N] [--out bench/auto_mutants.md]
 
 For each assignment, generates every automatic mutant of the source's solution regions
-(autograder/auto_mutants.py), leaves out those mutants.toml accepts as equivalent, grades the rest with
+(autograder/authoring/auto_mutants.py), leaves out those mutants.toml accepts as equivalent, grades the rest with
 `course grade`'s engine (each only up to its first lost point) and prints the kill rate and the time.
 The survivors, with cell and line, go to the --out file (Markdown): code that no test checks.
 The CI suite grades a sample of these (tests/test_validate.py); this script grades them all.
@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from autograder.authoring.validate import validate  # noqa: E402
 from autograder.course import REPO_ROOT, Course  # noqa: E402
-from autograder.validate import validate  # noqa: E402
 
 TARGET = 0.90
 

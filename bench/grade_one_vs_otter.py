@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from autograder.authoring.demo import build_demo_course  # noqa: E402
 from autograder.batch.coordinator import grade_batch  # noqa: E402
 from autograder.course import REPO_ROOT, Course  # noqa: E402
-from autograder.demo import build_demo_course  # noqa: E402
 from autograder.export.otter_export import export_otter  # noqa: E402
 
 BIN = Path(sys.executable).parent

@@ -38,10 +38,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from autograder.authoring.demo import build_demo_course  # noqa: E402
+from autograder.authoring.nbgrader_anchor import autograde, make_anchor_course  # noqa: E402
 from autograder.batch.jobs import JobTable, table_path  # noqa: E402
 from autograder.course import REPO_ROOT, Course  # noqa: E402
-from autograder.demo import build_demo_course  # noqa: E402
-from autograder.nbgrader_anchor import autograde, make_anchor_course  # noqa: E402
 
 
 class PeakMemory:

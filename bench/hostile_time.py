@@ -3,7 +3,7 @@
 The hostile submission is the a1 solution with a busy loop at the top of every solution cell (each
 cell then uses its whole limit, until the notebook's limit is used up). Both are graded the way one
 worker grades a submission (grade_submission, cold sandbox), under the limits derived from the posted
-solution's measured run time (autograder/time_limits.py). The old fixed limits (120 s a cell, 900 s a
+solution's measured run time (autograder/grading/time_limits.py). The old fixed limits (120 s a cell, 900 s a
 notebook) are given for comparison as the bound they imply, not run.
 
     .venv/bin/python bench/hostile_time.py [--assignment a1_backprop] [--repeat 3]
@@ -22,9 +22,9 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autograder import cells  # noqa: E402
 from autograder.course import REPO_ROOT, Course  # noqa: E402
-from autograder.grade import AssignmentSource, Timeouts, grade_submission  # noqa: E402
+from autograder.grading.grade import AssignmentSource, Timeouts, grade_submission  # noqa: E402
+from autograder.notebook import cells  # noqa: E402
 
 SLOW = "import time\nwhile True:\n    sum(range(10_000))\n"
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from autograder.authoring.release import release  # noqa: E402
 from autograder.course import REPO_ROOT, Course, put_python_scripts_on_path  # noqa: E402
-from autograder.release import release  # noqa: E402
 
 
 def scratch_course(root: Path) -> Course:

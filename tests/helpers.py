@@ -6,8 +6,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import cells
 from autograder.course import Course
+from autograder.notebook import cells
 
 
 def submit(

@@ -1,6 +1,6 @@
 """Automatic mutants: which changes are made, where, and how they are spliced into the cell's text."""
 
-from autograder.auto_mutants import cell_mutants
+from autograder.authoring.auto_mutants import cell_mutants
 
 CELL = '''def softmax(s):
     """Row-wise softmax."""

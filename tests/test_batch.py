@@ -14,13 +14,13 @@ import nbformat
 import psutil
 import pytest
 
+from autograder.authoring.release import release
 from autograder.batch.coordinator import grade_batch
 from autograder.batch.jobs import JobTable, table_path
 from autograder.batch.pool import Job, LocalPool, worker_cpus
 from autograder.course import REPO_ROOT
-from autograder.grade import AssignmentSource, grade_submission, submissions
-from autograder.judge import JudgeCache
-from autograder.release import release
+from autograder.grading.grade import AssignmentSource, grade_submission, submissions
+from autograder.grading.judge import JudgeCache
 from autograder.sandbox.warm import TemplateSandbox, warm_available
 from tests.helpers import (
     MEAN_OK,

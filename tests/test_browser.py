@@ -25,8 +25,8 @@ import nbformat
 import psutil
 import pytest
 
-from autograder import cells
 from autograder.course import REPO_ROOT
+from autograder.notebook import cells
 
 pytestmark = pytest.mark.browser
 

@@ -13,10 +13,10 @@ import time
 
 import pytest
 
+from autograder.authoring.release import release
 from autograder.batch.coordinator import grade_batch
 from autograder.batch.jobs import table_path
 from autograder.course import Course
-from autograder.release import release
 from tests.conftest import FIXTURE_COURSE
 from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, make_test_squares_crash_the_worker, submit
 from tests.servers import RedisServer, Worker, wait_until

@@ -6,14 +6,14 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
+from autograder.authoring.release import release
 from autograder.batch.coordinator import grade_batch
 from autograder.batch.jobs import JobTable, table_path
 from autograder.cli import cli
 from autograder.course import Course
+from autograder.grading.results import CellResult, SubmissionResult
 from autograder.records.course_report import normalise_message, write_course_report
 from autograder.records.feedback import render_feedback, write_feedback
-from autograder.release import release
-from autograder.results import CellResult, SubmissionResult
 from tests.conftest import FIXTURE_COURSE
 from tests.helpers import MEAN_OK, NORMALISE_OK, submit
 

@@ -9,11 +9,11 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import parts
+from autograder.authoring.release import release
 from autograder.batch import pool
 from autograder.batch.coordinator import grade_batch
-from autograder.grade import AssignmentSource, grade_submission
-from autograder.release import release
+from autograder.grading import parts
+from autograder.grading.grade import AssignmentSource, grade_submission
 from tests.helpers import submit
 
 DOUBLE_WRONG = "def double(x):\n    return x"

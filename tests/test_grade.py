@@ -9,9 +9,9 @@ import sys
 import nbformat
 import pytest
 
+from autograder.authoring.release import release
 from autograder.batch.coordinator import grade_batch
-from autograder.grade import AssignmentSource, grade_submission
-from autograder.release import release
+from autograder.grading.grade import AssignmentSource, grade_submission
 from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
 
 HIDDEN_MARKER = "HIDDEN-MARKER-7f3a"
@@ -51,7 +51,7 @@ def test_scores_partial_credit_and_manual_cells(released):
     assert by_id["why_zero"].manual and by_id["why_zero"].max_points == 1
     assert all(result.isolation for result in results.values())
     # autograded notebooks (outputs, errors, verdicts, answers) are valid nbformat 4; their nodes are built
-    # without nbformat's per-node check (autograder/nbnodes.py)
+    # without nbformat's per-node check (autograder/notebook/nbnodes.py)
     kinds = {}
     for student in results:
         notebook = nbformat.read(released.autograded_dir / student / "ps1" / "ps1.ipynb", as_version=4)
@@ -238,7 +238,7 @@ def test_libraries_that_ask_for_the_user_name_work_in_the_sandbox(tmp_path):
     """The sandbox uid has no passwd entry. getpass.getuser() must still answer: torch names its compile
     cache after the user, and on a CUDA runner (torch 2.11) `import torch._dynamo`, which torch.optim does,
     failed halfway without it, and every later try failed too."""
-    from autograder.student_process import ColdStudentProcess
+    from autograder.grading.student_process import ColdStudentProcess
 
     with ColdStudentProcess(tmp_path) as student:
         answer = student.run_cell("import getpass\nprint(getpass.getuser())", timeout=60, label="whoami")

@@ -108,12 +108,12 @@ def test_broken_course_is_a_grader_failure(tmp_path):
 
 
 def test_a_crash_inside_the_grader_exits_2_without_results(tmp_path, monkeypatch):
-    import autograder.grade
+    import autograder.grading.grade
 
     def crash(*args, **kwargs):
         raise RuntimeError("bubblewrap exploded")
 
-    monkeypatch.setattr(autograder.grade, "grade_submission", crash)
+    monkeypatch.setattr(autograder.grading.grade, "grade_submission", crash)
     results = tmp_path / "results.json"
     done = CliRunner().invoke(
         cli, ["grade-one", str(SOLUTION), "--assignment", A1, "--results", str(results), "--course", str(REPO_ROOT)]

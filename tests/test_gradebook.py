@@ -46,7 +46,7 @@ def test_existing_gradebook_is_left_alone(tmp_path):
 
 
 def _result(student: str, score: float, unknown_cell: bool = False):
-    from autograder.results import CellResult, SubmissionResult
+    from autograder.grading.results import CellResult, SubmissionResult
 
     cells = [CellResult("ps1.ipynb", "test_squares", 2, score, "" if score else "AssertionError")]
     if unknown_cell:  # a cell this gradebook never heard of: nbgrader's find_grade raises MissingEntry
@@ -61,7 +61,7 @@ def test_a_submission_is_written_in_one_commit_or_not_at_all(fixture_course):
     from nbgrader.api import Gradebook, MissingEntry
     from sqlalchemy import event
 
-    from autograder.grade import AssignmentSource
+    from autograder.grading.grade import AssignmentSource
     from autograder.records.gradebook import GradebookWriter
 
     notebooks = AssignmentSource.load(fixture_course, "ps1").notebooks
@@ -87,7 +87,7 @@ def _write_with_nbgraders_api(gradebook, result, gpu_solutions: dict[str, list[s
     GradebookWriter did before it wrote nbgrader's rows with SQLAlchemy Core (10 ms of CPU per submission)."""
     from nbgrader.api import MissingEntry
 
-    from autograder.results import WAITING_FOR_GPU
+    from autograder.grading.results import WAITING_FOR_GPU
 
     gradebook.update_or_create_student(result.student)
     gradebook.update_or_create_submission(result.assignment, result.student)
@@ -136,9 +136,9 @@ def test_the_writer_leaves_the_rows_nbgraders_own_api_leaves(fixture_course, tmp
     writer fills is, row for row, the one nbgrader's ORM API fills with the same results."""
     from nbgrader.api import Gradebook
 
-    from autograder.grade import AssignmentSource
+    from autograder.grading.grade import AssignmentSource
+    from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionResult
     from autograder.records.gradebook import GradebookWriter
-    from autograder.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 
     def ps1(student, squares, mean, hidden_failed=False):
         return SubmissionResult(student, "ps1", cells=[

@@ -13,8 +13,8 @@ import time
 import nbformat
 import pytest
 
-from autograder.grade import AssignmentSource, Timeouts, grade_submission
-from autograder.release import release
+from autograder.authoring.release import release
+from autograder.grading.grade import AssignmentSource, Timeouts, grade_submission
 from autograder.sandbox.confine import SANDBOX_UID_BASE, Limits, bubblewrap_problem
 from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
 
@@ -27,8 +27,8 @@ SECRET = "s3cret-in-the-graders-environment"
 def course(fixture_course):
     release(fixture_course, "ps1")
     submit(fixture_course, "ps1", "classmate")  # another student's submission, which must stay private
+    from autograder.grading.results import SubmissionResult
     from autograder.records.gradebook import write_grades
-    from autograder.results import SubmissionResult
 
     write_grades(
         fixture_course, AssignmentSource.load(fixture_course, "ps1").notebooks, [SubmissionResult("classmate", "ps1")]

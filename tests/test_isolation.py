@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
+from autograder.grading.student_process import ColdStudentProcess
 from autograder.sandbox import confine
 from autograder.sandbox.warm import TemplateSandbox, warm_available
-from autograder.student_process import ColdStudentProcess
 
 # Creates one object of each kind, under the key 0x5eed (SysV) or the name /leak (POSIX), holding data.
 LEAVE_BEHIND = r"""

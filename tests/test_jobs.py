@@ -5,7 +5,7 @@ import multiprocessing
 import sqlite3
 
 from autograder.batch.jobs import JobTable, result_to_json
-from autograder.results import CellResult, SubmissionResult
+from autograder.grading.results import CellResult, SubmissionResult
 
 
 def _result(*cells: CellResult) -> SubmissionResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import numpy as np
 
-from autograder.judge import Judge, JudgeCache
+from autograder.grading.judge import Judge, JudgeCache
 from autograder.sandbox.inside import wire
 
 SETUP = "import numpy as np\n"

@@ -7,9 +7,9 @@ import shutil
 
 import nbformat
 
-from autograder import cells
 from autograder.batch.coordinator import grade_batch
 from autograder.course import Course
+from autograder.notebook import cells
 
 A1_SOFTMAX_FROM_THE_TEXT = '''def softmax_loss(scores, y):
     N = scores.shape[0]

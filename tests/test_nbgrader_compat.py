@@ -3,8 +3,8 @@ and the untouched release none."""
 
 import pytest
 
+from autograder.authoring.validate import nbgrader_checks, validate
 from autograder.course import REPO_ROOT, Course
-from autograder.validate import nbgrader_checks, validate
 
 COURSE_ASSIGNMENTS = Course.load(REPO_ROOT).assignments()
 
@@ -17,7 +17,7 @@ def test_nbgrader_autograde_solution_full_release_zero(repo_course, assignment):
 
 
 def test_fixture_course_under_nbgrader(fixture_course):
-    from autograder.release import release
+    from autograder.authoring.release import release
 
     release(fixture_course, "ps1")
     report = validate(fixture_course, "ps1", with_nbgrader=True)
@@ -27,9 +27,9 @@ def test_fixture_course_under_nbgrader(fixture_course):
 
 def test_fixture_course_scores_match_nbgrader(fixture_course, tmp_path):
     """Honest submissions get the same scores from `course grade` and from `nbgrader autograde`."""
+    from autograder.authoring.nbgrader_anchor import autograde, make_anchor_course
+    from autograder.authoring.release import release
     from autograder.batch.coordinator import grade_batch
-    from autograder.nbgrader_anchor import autograde, make_anchor_course
-    from autograder.release import release
     from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
 
     release(fixture_course, "ps1")
@@ -76,9 +76,9 @@ def test_tests_that_patch_or_delete_student_names_score_as_under_nbgrader(fixtur
     student's `cubes`, and set the global SCALE that `scaled` reads, restoring each in a finally block;
     a last test checks that everything is the student's own again. Per cell, nbgrader and `course grade`
     agree."""
+    from autograder.authoring.nbgrader_anchor import autograde, make_anchor_course
+    from autograder.authoring.release import release
     from autograder.batch.coordinator import grade_batch
-    from autograder.nbgrader_anchor import autograde, make_anchor_course
-    from autograder.release import release
     from tests.helpers import submit
 
     release(fixture_course, "ps3")
@@ -97,8 +97,8 @@ def test_a_test_that_puts_a_judge_side_stub_in_place_of_a_student_function_is_an
     """A counting stub written in the test would have to run in the student process: refused, by name."""
     import nbformat
 
+    from autograder.authoring.release import release
     from autograder.course import CourseError
-    from autograder.release import release
 
     path = fixture_course.source_dir / "ps3" / "ps3.ipynb"
     nb = nbformat.read(path, as_version=4)

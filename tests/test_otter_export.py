@@ -12,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder.authoring.demo import build_demo_course
 from autograder.batch.coordinator import grade_batch
-from autograder.demo import build_demo_course
 from autograder.export.otter_export import export_otter, ok_test_file, requirements
 
 A1 = "a1_backprop"
@@ -95,7 +95,7 @@ def test_zip_holds_one_test_per_cell_course_utils_and_pins(graded, repo_course):
 
 
 def _source(course):
-    from autograder.grade import AssignmentSource
+    from autograder.grading.grade import AssignmentSource
 
     return AssignmentSource.load(course, A1).notebooks
 

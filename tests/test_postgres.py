@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from autograder.authoring.release import release
 from autograder.course import Course
-from autograder.release import release
 from tests.helpers import SQUARES_OK, submit
 from tests.servers import POSTGRES_BIN, PostgresServer
 

@@ -11,9 +11,9 @@ import nbformat
 import pytest
 from nbgrader.nbgraderformat import MetadataValidator
 
-from autograder import cells
+from autograder.authoring.release import execute_notebook, read_source_notebook, release, solution_notebook
 from autograder.course import REPO_ROOT, Course, CourseError
-from autograder.release import execute_notebook, read_source_notebook, release, solution_notebook
+from autograder.notebook import cells
 
 COURSE_ASSIGNMENTS = Course.load(REPO_ROOT).assignments()
 
@@ -170,7 +170,7 @@ def test_cell_roles_agree_with_nbgrader(repo_course, fixture_course):
     """cells.py reads nbgrader's metadata itself (no nbgrader import when grading): same verdicts as nbgrader."""
     from nbgrader import utils as nbgrader_utils
 
-    from autograder import cells
+    from autograder.notebook import cells
 
     paths = list(repo_course.source_dir.glob("*/*.ipynb")) + list(fixture_course.source_dir.glob("*/*.ipynb"))
     seen = set()

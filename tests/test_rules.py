@@ -3,10 +3,10 @@
 import nbformat
 import pytest
 
+from autograder.authoring.release import release
+from autograder.authoring.validate import validate
 from autograder.batch.coordinator import grade_batch
 from autograder.course import CourseError
-from autograder.release import release
-from autograder.validate import validate
 from course_utils import rules
 from course_utils.selfcheck import check
 from tests.helpers import MEAN_OK, NORMALISE_OK, submit

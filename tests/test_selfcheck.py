@@ -9,10 +9,10 @@ import nbformat
 from click.testing import CliRunner
 from nbclient import NotebookClient
 
-from autograder import cells
+from autograder.authoring.release import release
 from autograder.cli import cli
-from autograder.intake import build_plan
-from autograder.release import release
+from autograder.grading.intake import build_plan
+from autograder.notebook import cells
 from course_utils.selfcheck import check, check_all
 from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
 

@@ -1,4 +1,4 @@
-"""Time limits derived from the solution's measured run time (autograder/time_limits.py)."""
+"""Time limits derived from the solution's measured run time (autograder/grading/time_limits.py)."""
 
 import shutil
 import time
@@ -6,10 +6,11 @@ import time
 import nbformat
 import pytest
 
-from autograder import cells, time_limits
+from autograder.authoring.release import release
 from autograder.course import Course
-from autograder.grade import AssignmentSource, Timeouts, grade_submission
-from autograder.release import release
+from autograder.grading import time_limits
+from autograder.grading.grade import AssignmentSource, Timeouts, grade_submission
+from autograder.notebook import cells
 from tests.helpers import submit
 
 CONFIG = {"ExecutePreprocessor": {"timeout": 120}}

@@ -2,12 +2,12 @@
 
 import pytest
 
-from autograder import mutants
-from autograder.auto_mutants import notebook_mutants
+from autograder.authoring import mutants
+from autograder.authoring.auto_mutants import notebook_mutants
+from autograder.authoring.release import release
+from autograder.authoring.validate import validate
 from autograder.course import REPO_ROOT, Course, CourseError
-from autograder.grade import AssignmentSource
-from autograder.release import release
-from autograder.validate import validate
+from autograder.grading.grade import AssignmentSource
 
 COURSE_ASSIGNMENTS = Course.load(REPO_ROOT).assignments()
 

@@ -130,7 +130,7 @@ def grade_part(self, course_root: str, assignment: str, student: str, folder: st
         reason = (f"the grading worker died while grading this submission ({MAX_ATTEMPTS} times); "
                   f"gave up after {MAX_ATTEMPTS} attempts")  # fmt: skip
         return {"kind": "worker_died", "reason": reason, "attempts": MAX_ATTEMPTS}
-    from autograder.judge import CourseCodeError
+    from autograder.grading.judge import CourseCodeError
 
     try:
         result = _slot(course_root).grade(assignment, student, folder, part)
@@ -153,7 +153,7 @@ def grade_part(self, course_root: str, assignment: str, student: str, folder: st
 
 def decode(payload: dict, assignment: str, student: str) -> tuple[str, object]:
     """A task's JSON answer as (kind, payload) for coordinator.grade_batch's on_result."""
-    from autograder.results import SubmissionResult
+    from autograder.grading.results import SubmissionResult
 
     kind = payload["kind"]
     if kind == "done":
@@ -247,7 +247,7 @@ class CeleryExecutor:
                 job.attempts = max(job.attempts, int(answer.get("attempts", 0)))
                 kind, payload = decode(answer, self.assignment, job.student)
             else:  # the task raised: a grader bug
-                from autograder.results import SubmissionResult
+                from autograder.grading.results import SubmissionResult
 
                 problem = f"grader error: {type(answer).__name__}: {answer}"
                 kind, payload = "grader_error", SubmissionResult(job.student, self.assignment, problems=[problem])

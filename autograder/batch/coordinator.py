@@ -30,14 +30,15 @@ import nbformat
 from nbformat.v4 import nbjson
 from tqdm import tqdm
 
-from autograder import cells, parts
 from autograder.batch.jobs import JobTable, content_hash, table_path
 from autograder.batch.pool import Job, LocalPool
 from autograder.course import Course, CourseError
-from autograder.grade import AssignmentSource, Timeouts, submissions
+from autograder.grading import parts
+from autograder.grading.grade import AssignmentSource, Timeouts, submissions
+from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionResult
+from autograder.notebook import cells
 from autograder.records.gradebook import GradebookWriter
 from autograder.records.reports import write_grades_csv, write_results_json
-from autograder.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 
 BACKENDS = ("local", "celery")
 GPU_TESTS = ("here", "wait")

@@ -20,9 +20,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from autograder import parts
 from autograder.course import Course
-from autograder.results import CellResult, SubmissionResult
+from autograder.grading import parts
+from autograder.grading.results import CellResult, SubmissionResult
 
 GRADER_VERSION = "1"
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another (two coordinators, a Celery collector)

@@ -26,7 +26,7 @@ from multiprocessing import forkserver
 from pathlib import Path
 
 PRELOAD_ENV = "COURSE_JUDGE_PRELOAD"  # JSON [course root, assignment], for the forkserver only
-GRADER_MODULES = ["autograder.grade", "autograder.sandbox.warm", "autograder.judge"]
+GRADER_MODULES = ["autograder.grading.grade", "autograder.sandbox.warm", "autograder.grading.judge"]
 
 
 def context():
@@ -72,7 +72,7 @@ def stop() -> None:
 
 def judge_modules(course_root: str, assignment: str) -> list[str]:
     from autograder.course import Course
-    from autograder.grade import AssignmentSource
+    from autograder.grading.grade import AssignmentSource
 
     return [*GRADER_MODULES, *AssignmentSource.load(Course.load(Path(course_root)), assignment).judge_imports()]
 

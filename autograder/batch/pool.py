@@ -24,8 +24,8 @@ from pathlib import Path
 
 from autograder.batch import judge_server
 from autograder.course import Course
-from autograder.grade import AssignmentSource
-from autograder.results import SubmissionResult
+from autograder.grading.grade import AssignmentSource
+from autograder.grading.results import SubmissionResult
 from autograder.sandbox.confine import Limits
 
 MAX_ATTEMPTS = 3
@@ -115,8 +115,8 @@ class GradingSlot:
         self.template_key = self._template_key(handoff.assignment, handoff.limits) if handoff is not None else None
 
     def _assignment(self, assignment: str) -> tuple:
-        from autograder.grade import AssignmentSource, Timeouts
-        from autograder.judge import JudgeCache
+        from autograder.grading.grade import AssignmentSource, Timeouts
+        from autograder.grading.judge import JudgeCache
 
         if assignment not in self.assignments:
             source = AssignmentSource.load(self.course, assignment)
@@ -143,7 +143,7 @@ class GradingSlot:
     ) -> SubmissionResult:
         """Grade one part of one submission. Raises NoCuda for a GPU part on a machine without CUDA, and
         judge.CourseCodeError when the course's own code is broken."""
-        from autograder.grade import grade_submission
+        from autograder.grading.grade import grade_submission
 
         if part == "gpu" and cuda_device_count() == 0:
             raise NoCuda(NO_CUDA)
@@ -193,7 +193,7 @@ def worker_main(slot: int, course_root: str, assignment: str, connection, handof
             os.sched_setaffinity(0, {cpu})
         except OSError:  # the CPU went away (a changed cpuset): pinning only saves time
             pass
-    from autograder.judge import CourseCodeError
+    from autograder.grading.judge import CourseCodeError
 
     grader = GradingSlot(slot, course_root, handoff, cpu)
     try:

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autograder import parts
 from autograder.course import Course
-from autograder.grade import AssignmentSource
+from autograder.grading import parts
+from autograder.grading.grade import AssignmentSource
 
 PYTHON_VERSION = "3.11"
 

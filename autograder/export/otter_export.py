@@ -29,9 +29,9 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
-from autograder import cells
 from autograder.course import Course, CourseError
-from autograder.grade import AssignmentSource, imported_modules
+from autograder.grading.grade import AssignmentSource, imported_modules
+from autograder.notebook import cells
 
 OTTER_VERSION = "7.0.0"  # the otter-grader this zip is made for (pyproject.toml's otter extra)
 COURSE_UTILS = Path(__file__).resolve().parent.parent / "course_utils"

@@ -19,8 +19,8 @@ from html import escape
 from pathlib import Path
 
 from autograder.course import Course
+from autograder.grading.results import CellResult, SubmissionResult
 from autograder.records.feedback import STYLE, is_waiting_for_gpu
-from autograder.results import CellResult, SubmissionResult
 
 # A number standing alone: "3.1e-02", "-1", "[2, 3]"; not the digits inside "float64" or "7f3a".
 NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?!\w)")

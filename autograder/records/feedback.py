@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 
 from autograder.course import Course
-from autograder.results import CellResult, SubmissionResult
+from autograder.grading.results import CellResult, SubmissionResult
 
 WAITING_FOR_GPU = "waiting for GPU runner"
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from nbformat import NotebookNode
 
-from autograder import cells
 from autograder.course import Course, put_python_scripts_on_path
-from autograder.results import WAITING_FOR_GPU, SubmissionResult
+from autograder.grading.results import WAITING_FOR_GPU, SubmissionResult
+from autograder.notebook import cells
 
 ADVISORY_LOCK = 0x6E62_6772  # "nbgr": the key every writer of one PostgreSQL gradebook locks
 

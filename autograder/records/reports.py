@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from autograder.course import Course
-from autograder.results import WAITING_FOR_GPU, SubmissionResult
+from autograder.grading.results import WAITING_FOR_GPU, SubmissionResult
 
 
 def results_json(result: SubmissionResult) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from autograder.results import SubmissionResult
+from autograder.grading.results import SubmissionResult
 
 
 def _first_line(message: str) -> str:

@@ -24,9 +24,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.grading.student_process import StudentGone, StudentProcess, describe_exit
 from autograder.sandbox import confine
 from autograder.sandbox.inside import wire
-from autograder.student_process import StudentGone, StudentProcess, describe_exit
 
 START_TIMEOUT_S = 120.0
 IMPORT_NICENESS = 10  # the template's priority while it imports (zygote.main resets it to 0)

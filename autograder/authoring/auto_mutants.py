@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from nbformat import NotebookNode
 
-from autograder import cells
+from autograder.notebook import cells
 
 BINARY_SWAPS = {
     ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Div,

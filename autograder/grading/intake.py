@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from autograder import cells, nbnodes
+from autograder.notebook import cells, nbnodes
 from course_utils import rules
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024

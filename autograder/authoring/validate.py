@@ -20,11 +20,11 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import auto_mutants, mutants
+from autograder.authoring import auto_mutants, mutants
+from autograder.authoring.release import solution_notebook
 from autograder.course import Course, CourseError
-from autograder.grade import AssignmentSource
-from autograder.release import solution_notebook
-from autograder.results import SubmissionResult
+from autograder.grading.grade import AssignmentSource
+from autograder.grading.results import SubmissionResult
 from course_utils import rules
 
 STOPPED_BY_QUICK = "the first test that lost points"  # tests --quick never ran are not "failed"
@@ -165,8 +165,8 @@ def validate(
     then names that one test instead of every test that catches it).
     seeds: also grade the solution with {seed} = 1..seeds-1 in mutants.toml's [[seed]] entries.
     auto: grade automatic mutants, all of them or a sample of auto_mutants_sample (chosen with sample_seed)."""
+    from autograder.authoring.demo import build_demo_course
     from autograder.batch.coordinator import grade_batch
-    from autograder.demo import build_demo_course
 
     report = ValidationReport(assignment)
     if not (course.release_dir / assignment).is_dir():
@@ -239,7 +239,7 @@ def _score(result: SubmissionResult) -> str:
 
 
 def nbgrader_checks(course: Course, assignment: str) -> list[Check]:
-    from autograder.nbgrader_anchor import autograde, make_anchor_course
+    from autograder.authoring.nbgrader_anchor import autograde, make_anchor_course
 
     release_dir = course.release_dir / assignment
     solutions_dir = course.solutions_dir / assignment

@@ -36,9 +36,9 @@ from pathlib import Path
 import jsonschema
 import nbformat
 
-from autograder import cells
+from autograder.authoring.release import solution_notebook
 from autograder.course import Course, CourseError
-from autograder.release import solution_notebook
+from autograder.notebook import cells
 
 MUTANTS_FILE = "mutants.toml"
 KINDS = ("bug", "mistake", "cheat")

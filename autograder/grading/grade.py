@@ -19,13 +19,14 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from autograder import cells, intake, nbnodes, time_limits
+from autograder.authoring.release import read_source_notebook
 from autograder.course import Course
-from autograder.judge import Judge, JudgeCache, TestOutcome
-from autograder.release import read_source_notebook
-from autograder.results import WAITING_FOR_GPU, CellResult, SubmissionResult
+from autograder.grading import intake, time_limits
+from autograder.grading.judge import Judge, JudgeCache, TestOutcome
+from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionResult
+from autograder.grading.student_process import ColdStudentProcess, StudentGone, StudentProcess
+from autograder.notebook import cells, nbnodes
 from autograder.sandbox.confine import Limits
-from autograder.student_process import ColdStudentProcess, StudentGone, StudentProcess
 from course_utils import rules
 
 Launcher = Callable[[Path], StudentProcess]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import cells
 from autograder.course import Course, CourseError
+from autograder.notebook import cells
 
 DEFAULT_TIMEOUT_S = 120
 SUMMARY = re.compile(r"Public tests passed: (\d+) of (\d+)")

@@ -30,9 +30,9 @@ import time
 from dataclasses import dataclass
 from types import CodeType
 
-from autograder import cells
-from autograder.proxy import StudentLink, StudentObject
-from autograder.student_process import StudentError, StudentGone, StudentProcess, StudentTimeout
+from autograder.grading.proxy import StudentLink, StudentObject
+from autograder.grading.student_process import StudentError, StudentGone, StudentProcess, StudentTimeout
+from autograder.notebook import cells
 
 JUDGE_MODULE_ROOTS = {
     "numpy", "torch", "math", "cmath", "random", "statistics", "time", "collections", "itertools",

@@ -13,8 +13,8 @@ import dataclasses
 
 from nbformat import NotebookNode
 
-from autograder import cells
-from autograder.results import SubmissionResult
+from autograder.grading.results import SubmissionResult
+from autograder.notebook import cells
 
 
 def has_gpu_tests(notebooks: dict[str, NotebookNode]) -> bool:

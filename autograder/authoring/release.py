@@ -23,8 +23,9 @@ import nbformat
 from nbformat import NotebookNode
 
 import course_utils
-from autograder import cells, time_limits
 from autograder.course import Course, CourseError, put_python_scripts_on_path
+from autograder.grading import time_limits
+from autograder.notebook import cells
 
 SOLUTION_TIMEOUT_S = 300
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import mutants
+from autograder.authoring import mutants
+from autograder.authoring.release import solution_notebook
 from autograder.course import Course
-from autograder.grade import AssignmentSource
-from autograder.release import solution_notebook
+from autograder.grading.grade import AssignmentSource
 
 GARBAGE = {
     "garbage_json": b"{this is not json",

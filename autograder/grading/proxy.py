@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
+from autograder.grading.student_process import StudentProcess, StudentTimeout, student_error
 from autograder.sandbox.inside import wire
-from autograder.student_process import StudentProcess, StudentTimeout, student_error
 
 
 class StudentObject:
