@@ -33,6 +33,7 @@ from celery.exceptions import Reject
 from celery.signals import worker_process_init
 
 from autograder.batch.jobs import result_from_dict, result_to_json
+from autograder.batch.outcome import Outcome
 from autograder.batch.pool import MAX_ATTEMPTS, NO_CUDA, GradingSlot, Job, NoCuda, cuda_device_count, limit_threads
 from autograder.sandbox import confine
 
@@ -129,7 +130,7 @@ def grade_part(self, course_root: str, assignment: str, student: str, folder: st
     if attempts > MAX_ATTEMPTS:
         reason = (f"the grading worker died while grading this submission ({MAX_ATTEMPTS} times); "
                   f"gave up after {MAX_ATTEMPTS} attempts")  # fmt: skip
-        return {"kind": "worker_died", "reason": reason, "attempts": MAX_ATTEMPTS}
+        return {"kind": Outcome.WORKER_DIED.value, "reason": reason, "attempts": MAX_ATTEMPTS}
     from autograder.grading.judge import CourseCodeError
 
     try:
@@ -139,12 +140,12 @@ def grade_part(self, course_root: str, assignment: str, student: str, folder: st
         time.sleep(5)  # do not spin on a job this worker must never take
         raise Reject(str(error), requeue=True) from None
     except CourseCodeError as error:
-        return {"kind": "course_error", "reason": str(error), "attempts": attempts}
+        return {"kind": Outcome.COURSE_ERROR.value, "reason": str(error), "attempts": attempts}
     except Exception as error:  # a grader bug must cost one submission, not the batch
         reason = f"grader error: {type(error).__name__}: {error}"
-        return {"kind": "grader_error", "reason": reason, "attempts": attempts}
+        return {"kind": Outcome.GRADER_ERROR.value, "reason": reason, "attempts": attempts}
     return {
-        "kind": "done",
+        "kind": Outcome.DONE.value,
         "attempts": attempts,
         "result": json.loads(result_to_json(result)),
         "autograded": {name: nbformat.writes(nb) for name, nb in result.autograded.items()},
@@ -155,12 +156,12 @@ def decode(payload: dict, assignment: str, student: str) -> tuple[str, object]:
     """A task's JSON answer as (kind, payload) for coordinator.grade_batch's on_result."""
     from autograder.grading.results import SubmissionResult
 
-    kind = payload["kind"]
-    if kind == "done":
+    kind = Outcome(payload["kind"])
+    if kind == Outcome.DONE:
         result = result_from_dict(payload["result"])
         result.autograded = {name: nbformat.reads(text, as_version=4) for name, text in payload["autograded"].items()}
         return kind, result
-    if kind == "grader_error":
+    if kind == Outcome.GRADER_ERROR:
         return kind, SubmissionResult(student, assignment, problems=[payload["reason"]])
     return kind, payload["reason"]
 
@@ -250,7 +251,7 @@ class CeleryExecutor:
                 from autograder.grading.results import SubmissionResult
 
                 problem = f"grader error: {type(answer).__name__}: {answer}"
-                kind, payload = "grader_error", SubmissionResult(job.student, self.assignment, problems=[problem])
+                kind, payload = Outcome.GRADER_ERROR, SubmissionResult(job.student, self.assignment, problems=[problem])
             on_result(job, kind, payload)
             del waiting[task_id]
             self.missing_since.pop(task_id, None)

@@ -31,6 +31,7 @@ from nbformat.v4 import nbjson
 from tqdm import tqdm
 
 from autograder.batch.jobs import JobTable, content_hash, table_path
+from autograder.batch.outcome import Outcome
 from autograder.batch.pool import Job, LocalPool
 from autograder.course import Course, CourseError
 from autograder.grading import parts
@@ -224,19 +225,19 @@ def grade_batch(
 
         def on_result(job: Job, kind: str, payload) -> None:
             nonlocal csv_written
-            if kind == "course_error":
+            if kind == Outcome.COURSE_ERROR:
                 raise CourseError(f"{course.source_dir / assignment}: {payload}")
-            if kind == "refused":  # a GPU part reached a worker without CUDA
+            if kind == Outcome.REFUSED:  # a GPU part reached a worker without CUDA
                 raise CourseError(payload)
-            if kind == "worker_died":
+            if kind == Outcome.WORKER_DIED:
                 result = failed_result(source, job.student, payload, job.part)
-            elif kind == "grader_error":
+            elif kind == Outcome.GRADER_ERROR:
                 result = failed_result(source, job.student, "; ".join(payload.problems), job.part)
             else:
                 result = payload
             if result.autograded:
                 _write_notebooks(course, table, job, result, gpu_ids)
-            table.finish(assignment, job.student, result, "done" if kind == "done" else "failed", job.part)
+            table.finish(assignment, job.student, result, "done" if kind == Outcome.DONE else "failed", job.part)
             table.note_attempts(assignment, job.student, job.part, job.attempts)
             merged = table.result(assignment, job.student)
             if merged is not None:  # None: a GPU part that beat its CPU part here; that one reports both

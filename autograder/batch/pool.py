@@ -23,6 +23,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from autograder.batch import judge_server
+from autograder.batch.outcome import Outcome
 from autograder.course import Course
 from autograder.grading.grade import AssignmentSource
 from autograder.grading.results import SubmissionResult
@@ -206,14 +207,14 @@ def worker_main(slot: int, course_root: str, assignment: str, connection, handof
             break
         student, folder, part, stop_after_loss = task
         try:
-            connection.send(("done", grader.grade(assignment, student, folder, part, stop_after_loss)))
+            connection.send((Outcome.DONE, grader.grade(assignment, student, folder, part, stop_after_loss)))
         except CourseCodeError as error:
-            connection.send(("course_error", str(error)))
+            connection.send((Outcome.COURSE_ERROR, str(error)))
         except NoCuda as error:
-            connection.send(("refused", str(error)))
+            connection.send((Outcome.REFUSED, str(error)))
         except Exception as error:  # a grader bug must cost one submission, not the batch
             failed = SubmissionResult(student, assignment, problems=[f"grader error: {type(error).__name__}: {error}"])
-            connection.send(("grader_error", failed))
+            connection.send((Outcome.GRADER_ERROR, failed))
     grader.close()
 
 
@@ -293,8 +294,7 @@ class LocalPool:
 
     def run(self, jobs: list[Job], on_start, on_result) -> None:
         """Grade `jobs`. on_start(job) before each try; on_result(job, kind, payload) for each outcome,
-        where kind is "done", "grader_error", "course_error", "refused" (a GPU part, no CUDA here) or
-        "worker_died"."""
+        kind an Outcome."""
         queue = deque(jobs)
         if self.starting is not None:
             self.starting.join()
@@ -320,23 +320,25 @@ class LocalPool:
                         try:
                             kind, payload = worker.connection.recv()
                         except (EOFError, OSError):
-                            kind, payload = "worker_died", "the grading worker exited"
+                            kind, payload = Outcome.WORKER_DIED, "the grading worker exited"
                     elif worker.process.sentinel in ready:
-                        kind, payload = "worker_died", f"the grading worker died (exit code {worker.process.exitcode})"
+                        code = worker.process.exitcode
+                        kind, payload = Outcome.WORKER_DIED, f"the grading worker died (exit code {code})"
                     elif time.monotonic() - worker.started > self.job_timeout_s:
                         worker.process.kill()
-                        kind, payload = "worker_died", f"the grading worker hung for over {self.job_timeout_s:g} s"
+                        hung = f"the grading worker hung for over {self.job_timeout_s:g} s"
+                        kind, payload = Outcome.WORKER_DIED, hung
                     else:
                         continue
                     job, worker.job = worker.job, None
-                    if kind == "worker_died":
+                    if kind == Outcome.WORKER_DIED:
                         worker.process.join(timeout=5)
                         self._start(worker.slot)
                         if job.attempts < MAX_ATTEMPTS:
                             queue.append(job)
                             continue
                         payload = f"{payload}; gave up after {job.attempts} attempts"
-                    elif kind in ("done", "grader_error"):
+                    elif kind in (Outcome.DONE, Outcome.GRADER_ERROR):
                         dispatch(worker)  # the next submission first: the worker grades while we record this one
                     on_result(job, kind, payload)
         except BaseException:  # Ctrl-C or a course error: stop now, do not wait for running jobs
