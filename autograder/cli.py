@@ -444,7 +444,9 @@ def demo_command(assignment: str, workers: int, into: Path, course_root: Path) -
     from autograder.batch import judge_server
 
     judge_server.start(course_root.resolve(), assignment)  # the demo's judges import while the demo is built
+    from autograder.authoring import mutants
     from autograder.authoring.demo import build_demo_course
+    from autograder.authoring.verdict import demo_batch_checks
     from autograder.batch.coordinator import grade_batch
 
     course = Course.load(course_root)
@@ -456,21 +458,21 @@ def demo_command(assignment: str, workers: int, into: Path, course_root: Path) -
     click.echo(f"demo course with {count} submissions of {assignment} in {target}")
     report = grade_batch(demo, assignment, workers, force=True)
     _print_batch(demo, assignment, report, workers)
-    by_kind: dict[str, list] = {}
-    for result in report.results:
-        by_kind.setdefault(result.student.rsplit("_", 1)[0], []).append(result)
-    full = {r.auto_max for r in report.results}
-    checks = {
-        "solution earns every autograded point": all(r.score == r.auto_max for r in by_kind.get("correct", [])),
-        "blank release earns 0": all(r.score == 0 for r in by_kind.get("blank", [])),
-        f"every mutant loses points ({len(by_kind.get('mutant', []))})": all(
-            r.score < max(full) for r in by_kind.get("mutant", [])
-        ),
-        "broken files are recorded with a reason": all(r.problems for r in by_kind.get("garbage", [])),
+    checks = demo_batch_checks({r.student: r for r in report.results}, mutants.load(demo, assignment))
+    groups = {
+        "solution": "solution earns every autograded point",
+        "blank": "blank release earns 0",
+        "mutant": "every mutant loses points ({count})",
+        "garbage": "broken files are recorded with a reason",
     }
-    for name, ok in checks.items():
-        click.echo(f"  {'ok  ' if ok else 'MISS'} {name}")
-    if not all(checks.values()):
+    for group, text in groups.items():
+        members = [check for check in checks if check.group == group]
+        ok = bool(members) and all(check.ok for check in members)
+        click.echo(f"  {'ok  ' if ok else 'MISS'} {text.format(count=len(members))}")
+        for check in members:
+            if not check.ok:
+                click.echo(f"         {check.name}: expected {check.expected}, got {check.got}")
+    if not all(check.ok for check in checks) or not all(any(c.group == g for c in checks) for g in groups):
         raise SystemExit(1)
 
 

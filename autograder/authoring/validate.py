@@ -22,22 +22,12 @@ import nbformat
 
 from autograder.authoring import auto_mutants, mutants
 from autograder.authoring.release import solution_notebook
+from autograder.authoring.verdict import Check, demo_batch_checks, full_marks_check
 from autograder.course import Course, CourseError
 from autograder.grading.grade import AssignmentSource
-from autograder.grading.results import SubmissionResult
 from course_utils import rules
 
-STOPPED_BY_QUICK = "the first test that lost points"  # tests --quick never ran are not "failed"
 AUTO_MUTANT_CELL_TIMEOUT_S = 90  # an automatic mutant may loop forever; no solution cell needs this long
-
-
-@dataclass
-class Check:
-    name: str
-    expected: str
-    got: str
-    ok: bool
-    group: str = ""  # "solution", "blank", "mutant", "seed", "nbgrader"
 
 
 @dataclass
@@ -200,21 +190,10 @@ def validate(
                             show_progress=False, stop_after_loss=stop)  # fmt: skip
     results = {result.student: result for result in batch.results}
 
-    solved, blank = results["correct_00"], results["blank_00"]
-    full = f"{solved.auto_max:g}/{solved.auto_max:g}"
-    report.checks.append(_full_marks_check("solution", solved, "solution"))
-    report.checks.append(Check("blank release", f"0/{blank.auto_max:g}", _score(blank), blank.score == 0, "blank"))
-    for number, mutant in enumerate(declared.mutants):
-        graded = results[f"mutant_{number:02d}"]
-        lost = [
-            c.grade_id for c in graded.cells
-            if not c.manual and c.score < c.max_points and STOPPED_BY_QUICK not in c.message
-        ]  # fmt: skip
-        got = _score(graded) + (f" (fails {', '.join(lost[:3])})" if lost else "")
-        killed = graded.score < solved.auto_max
-        report.checks.append(Check(f"{mutant.kind}: {mutant.name}", f"< {full}", got, killed, "mutant"))
+    solved = results["correct_00"]
+    report.checks.extend(demo_batch_checks(results, declared))
     for seed in range(1, seeds):
-        report.checks.append(_full_marks_check(f"solution, seed {seed}", results[f"seed_{seed:02d}"], "seed"))
+        report.checks.append(full_marks_check(f"solution, seed {seed}", results[f"seed_{seed:02d}"], "seed"))
     if auto:
         survivors = [
             mutant for student, (mutant, _) in auto_submissions.items()
@@ -225,17 +204,6 @@ def validate(
     if with_nbgrader:
         report.checks.extend(nbgrader_checks(course, assignment))
     return report
-
-
-def _full_marks_check(name: str, result: SubmissionResult, group: str) -> Check:
-    failing = [f"{c.grade_id}: {c.message}" for c in result.cells if not c.manual and c.score < c.max_points]
-    got = _score(result) + (f" ({failing[0][:200]})" if failing else "") + "; ".join(result.problems)
-    ok = result.score == result.auto_max > 0 and not failing
-    return Check(name, f"{result.auto_max:g}/{result.auto_max:g}", got, ok, group)
-
-
-def _score(result: SubmissionResult) -> str:
-    return f"{result.score:g}/{result.auto_max:g}"
 
 
 def nbgrader_checks(course: Course, assignment: str) -> list[Check]:
