@@ -37,6 +37,18 @@ class ReleaseReport:
     release_seconds: float = 0.0
     solution_seconds: float = 0.0
     solutions_up_to_date: list[str] = field(default_factory=list)  # posted solutions kept: nothing changed
+    with_solutions: bool = True  # False: release/ only (--no-execute)
+
+    def line(self) -> str:
+        """What `course release` prints for this assignment."""
+        if not self.with_solutions:
+            solutions = ""
+        elif len(self.solutions_up_to_date) == len(self.notebooks):
+            solutions = "; solutions up to date (not executed again)"
+        else:
+            solutions = f"; solutions executed in {self.solution_seconds:.1f} s"
+        released = f"released {len(self.notebooks)} notebook(s) in {self.release_seconds:.2f} s"
+        return f"{self.assignment}: {released}{solutions}"
 
     @property
     def release_seconds_per_notebook(self) -> float:
@@ -234,7 +246,7 @@ def release(
     bytes, so a fresh clone's `make main` leaves `git status` clean."""
     source_paths = course.source_notebooks(assignment)
     sources = {path.name: read_source_notebook(path) for path in source_paths}
-    report = ReleaseReport(assignment, notebooks=list(sources))
+    report = ReleaseReport(assignment, notebooks=list(sources), with_solutions=execute_solutions)
 
     work_root = course.root / ".course"
     work_root.mkdir(exist_ok=True)

@@ -62,3 +62,37 @@ def demo_batch_checks(results: dict[str, SubmissionResult], declared: mutants.Mu
             got = problems[0][:120] if problems else "no reason recorded"
             checks.append(Check(f"broken file: {student}", "a reason", got, bool(problems), "garbage"))
     return checks
+
+
+DEMO_GROUPS = {
+    "solution": "solution earns every autograded point",
+    "blank": "blank release earns 0",
+    "mutant": "every mutant loses points ({count})",
+    "garbage": "broken files are recorded with a reason",
+}
+
+
+def run_demo(course, assignment: str, workers: int, target, echo) -> bool:
+    """`course demo`: build the demo batch at `target` (replacing it), grade it with the local pool and
+    job table as an instructor would, print the batch summary and the verdict through `echo`. True when
+    every check holds and every kind of submission was there."""
+    import shutil
+
+    from autograder.authoring.demo import build_demo_course
+    from autograder.batch.coordinator import grade_batch
+    from autograder.records.summary import batch_summary
+
+    if target.exists():
+        shutil.rmtree(target)
+    demo = build_demo_course(course, assignment, target)
+    echo(f"demo course with {len(list(demo.submitted_dir.iterdir()))} submissions of {assignment} in {target}")
+    report = grade_batch(demo, assignment, workers, force=True)
+    echo(batch_summary(demo, assignment, report, workers))
+    checks = demo_batch_checks({r.student: r for r in report.results}, mutants.load(demo, assignment))
+    for group, text in DEMO_GROUPS.items():
+        members = [check for check in checks if check.group == group]
+        echo(f"  {'ok  ' if members and all(c.ok for c in members) else 'MISS'} {text.format(count=len(members))}")
+        for check in members:
+            if not check.ok:
+                echo(f"         {check.name}: expected {check.expected}, got {check.got}")
+    return all(check.ok for check in checks) and all(any(c.group == g for c in checks) for g in DEMO_GROUPS)

@@ -20,7 +20,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from autograder.course import Course
+from autograder.course import Course, CourseError
 from autograder.grading import parts
 from autograder.grading.results import CellResult, SubmissionResult
 
@@ -240,3 +240,17 @@ class JobTable:
     def count(self, assignment: str) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM jobs WHERE assignment = ? GROUP BY status", (assignment,))
         return dict(rows.fetchall())
+
+
+def graded_results(course: Course, assignment: str) -> list[SubmissionResult]:
+    """Every graded submission of `assignment` in the job table (what feedback and the report read)."""
+    if not table_path(course).exists():
+        raise CourseError(f"{table_path(course)}: not found; run `course grade {assignment}` first")
+    table = JobTable(table_path(course))
+    try:
+        results = table.results(assignment)
+    finally:
+        table.close()
+    if not results:
+        raise CourseError(f"no graded submissions of {assignment}; run `course grade {assignment}` first")
+    return results

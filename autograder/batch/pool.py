@@ -24,7 +24,7 @@ from pathlib import Path
 
 from autograder.batch import judge_server
 from autograder.batch.outcome import Outcome
-from autograder.course import Course
+from autograder.course import Course, CourseError
 from autograder.grading.grade import AssignmentSource
 from autograder.grading.results import SubmissionResult
 from autograder.sandbox.confine import Limits
@@ -68,8 +68,8 @@ NO_CUDA = (
 )
 
 
-class NoCuda(Exception):
-    """A GPU part was sent to a worker without CUDA."""
+class NoCuda(CourseError):
+    """A GPU part was sent to a worker without CUDA (or a gpu worker started on one)."""
 
 
 def worker_cpus(workers: int) -> list[int] | None:

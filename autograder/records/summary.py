@@ -46,3 +46,21 @@ def gpu_waiting(results: list[SubmissionResult]) -> str:
         return ""
     tests = sum(len(r.waiting_for_gpu) for r in waiting)
     return f"{tests} GPU test(s) in {len(waiting)} submission(s) waiting for GPU runner (not counted as 0)"
+
+
+def batch_summary(course, assignment: str, report, workers: int) -> str:
+    """What `course grade` and `course demo` print after a batch: the question table, the problems,
+    what waits for a GPU runner, the counts and the isolation (with a warning when it is reduced)."""
+    if not report.results:
+        return f"no submissions in {course.submitted_dir}/*/{assignment}/"
+    lines = [question_table(report.results), problem_list(report.results)]
+    if gpu_waiting(report.results):
+        lines.append(gpu_waiting(report.results))
+    isolation = sorted({result.isolation for result in report.results if result.isolation})
+    lines.append(
+        f"graded {report.graded} submission(s), {report.skipped} unchanged since the last run, "
+        f"in {report.seconds:.1f} s with {workers} worker(s); isolation: {', '.join(isolation) or 'n/a'}"
+    )
+    if any(i.startswith("reduced") for i in isolation):
+        lines.append("WARNING: isolation is reduced (see above): student code could read files on this machine.")
+    return "\n".join(lines)
