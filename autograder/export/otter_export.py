@@ -29,12 +29,13 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
+import course_utils
 from autograder.course import Course, CourseError
 from autograder.grading.grade import AssignmentSource, imported_modules
 from autograder.notebook import cells
 
 OTTER_VERSION = "7.0.0"  # the otter-grader this zip is made for (pyproject.toml's otter extra)
-COURSE_UTILS = Path(__file__).resolve().parent.parent / "course_utils"
+COURSE_UTILS = Path(course_utils.__file__).resolve().parent
 
 # One OK-format test file per source test cell. A case is one doctest example that runs the cell's code
 # in (otter's copy of) the notebook's globals, its printed output left out of the doctest's comparison.
