@@ -11,15 +11,17 @@ from typing import NoReturn
 
 import click
 
+from autograder import settings
 from autograder.course import Course, CourseError
+from autograder.grading.parts import QUEUES, Part
 
 course_option = click.option("--course", "course_root", type=click.Path(file_okay=False, path_type=Path), default=".",
                              show_default=True,
                              help="The course directory (holds nbgrader_config.py, source/, release/, submitted/).")
 workers_option = click.option("--workers", type=int, default=os.cpu_count() or 1, show_default="number of cores",
                               help="Grading workers running in parallel.")  # fmt: skip
-broker_option = click.option("--broker", envvar="COURSE_BROKER_URL", default="redis://127.0.0.1:6379/0",
-                             show_default=True, help="Redis URL of the Celery backend (env COURSE_BROKER_URL).")
+broker_option = click.option("--broker", help=f"Redis URL of the Celery backend  [default: {settings.BROKER_URL_ENV}, "
+                             f"else c.Grader.broker_url, else {settings.DEFAULT_BROKER_URL}]")
 
 
 def _assignments(course: Course, assignments: tuple[str, ...], all_: bool) -> list[str]:
@@ -68,14 +70,15 @@ def release_command(
 @click.option("--quick", is_flag=True, help="Grade each mutant only up to its first lost point (faster).")
 @click.option("--seeds", type=click.IntRange(min=0), default=0,
               help="Also grade the solution re-seeded ({seed} = 1..N-1 in mutants.toml's [[seed]] entries).")
-@click.option("--auto-mutants", "auto_mutants", is_flag=False, flag_value="all", default=None, metavar="[N]",
-              help="Grade automatic mutants of the solution regions (all, or a sample of N) and report the kill rate.")
+@click.option("--auto-mutants", "auto_mutants", type=click.IntRange(min=0), is_flag=False, flag_value=0, default=None,
+              metavar="[N]", help="Grade automatic mutants of the solution regions (all, or a sample of N) and "
+                                  "report the kill rate.")
 @click.option("--sample-seed", type=int, default=0, show_default=True, help="Which sample --auto-mutants N takes.")
 @workers_option
 @course_option
 def validate_command(
     assignments: tuple[str, ...], all_: bool, with_nbgrader: bool, quick: bool, seeds: int,
-    auto_mutants: str | None, sample_seed: int, workers: int, course_root: Path,
+    auto_mutants: int | None, sample_seed: int, workers: int, course_root: Path,
 ) -> None:  # fmt: skip
     """Check that an assignment is gradable and its tests catch bugs.
 
@@ -85,14 +88,11 @@ def validate_command(
     """
     from autograder.authoring.validate import validate
 
-    if auto_mutants not in (None, "all") and not auto_mutants.isdigit():
-        raise click.BadParameter(f"{auto_mutants!r} is not a number", param_hint="--auto-mutants")
-    sample = int(auto_mutants) if auto_mutants not in (None, "all") else None
     course = Course.load(course_root)
     failed = False
     for assignment in _assignments(course, assignments, all_):
         report = validate(course, assignment, with_nbgrader=with_nbgrader, workers=workers, quick=quick,
-                          seeds=seeds, auto=auto_mutants is not None, auto_mutants_sample=sample,
+                          seeds=seeds, auto=auto_mutants is not None, auto_mutants_sample=auto_mutants or None,
                           sample_seed=sample_seed)  # fmt: skip
         click.echo(report.table())
         failed = failed or not report.ok
@@ -116,8 +116,8 @@ def validate_command(
                    "(run again to collect).")
 @course_option
 def grade_command(
-    assignment: str, students: tuple[str, ...], workers: int, force: bool, backend: str, broker: str, gpu_tests: str,
-    no_wait: bool, course_root: Path,
+    assignment: str, students: tuple[str, ...], workers: int, force: bool, backend: str, broker: str | None,
+    gpu_tests: str, no_wait: bool, course_root: Path,
 ) -> None:  # fmt: skip
     """Grade submitted/<student>/<ASSIGNMENT>/ for every student, tamper-proof, in parallel.
 
@@ -153,10 +153,10 @@ def grade_command(
 
 
 @cli.command("worker")
-@click.option("--queue", type=click.Choice(["cpu", "gpu"]), required=True, help="Which jobs this worker takes.")
+@click.option("--queue", type=click.Choice(QUEUES), required=True, help="Which jobs this worker takes.")
 @click.option("--concurrency", type=int, default=os.cpu_count() or 1, show_default="number of cores")
 @broker_option
-def worker_command(queue: str, concurrency: int, broker: str) -> None:
+def worker_command(queue: str, concurrency: int, broker: str | None) -> None:
     """Run a Celery grading worker for `course grade --backend celery`.
 
     --queue gpu is a CUDA runner: it starts only where torch.cuda.is_available() (checked here) and gives
@@ -165,7 +165,7 @@ def worker_command(queue: str, concurrency: int, broker: str) -> None:
     """
     from autograder.batch.celery_app import run_worker
 
-    run_worker(queue, concurrency, broker)  # a gpu worker without CUDA: pool.NoCuda, a CourseError (exit 2)
+    run_worker(queue, concurrency, broker)  # a gpu worker without CUDA: parts.NoCuda, a CourseError (exit 2)
 
 
 @cli.command("grade-one")
@@ -173,7 +173,7 @@ def worker_command(queue: str, concurrency: int, broker: str) -> None:
 @click.option("--assignment", required=True, help="Which assignment the submission is for.")
 @click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path), default="results.json",
               show_default=True, help="Where to write Gradescope's results.json.")  # fmt: skip
-@click.option("--part", type=click.Choice(["all", "cpu", "gpu"]), default="all", show_default=True,
+@click.option("--part", type=click.Choice([p.value for p in Part]), default="all", show_default=True,
               help="cpu: GPU-tagged tests stay pending (a CPU runner); gpu: only those, on a CUDA runner.")  # fmt: skip
 @course_option
 def grade_one_command(submission: Path, assignment: str, results_path: Path, part: str, course_root: Path) -> None:
@@ -182,22 +182,16 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, par
     Writes Gradescope's results.json. Exits 0 when the submission was graded, whatever its score (a
     broken notebook is graded too: 0 points with the reason); 2 only when the grader itself failed.
     """
-    from autograder.grading.grade_one import grade_one
+    from autograder.grading.grade_one import grade_one, summary
 
-    course = Course.load(course_root)
     try:
-        result = grade_one(course, assignment, submission, results_path, part)
+        result = grade_one(Course.load(course_root), assignment, submission, results_path, part)
     except CourseError:
         raise
     except Exception as error:  # a bug or a broken machine, never the submission: grading records those
         click.echo(f"error: the grader failed: {type(error).__name__}: {error}", err=True)
         raise SystemExit(2) from None
-    for problem in result.problems:
-        click.echo(f"problem: {problem}")
-    click.echo(
-        f"{assignment}: {result.score:g}/{result.auto_max:g} autograded points in {result.seconds:.1f} s "
-        f"(isolation: {result.isolation or 'n/a'}); {results_path}"
-    )
+    click.echo(summary(result, results_path))
 
 
 @cli.command("export-otter")

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from autograder import settings
 from autograder.authoring.release import release
 from autograder.batch import pool
 from autograder.batch.coordinator import grade_batch
@@ -60,12 +61,12 @@ def test_a_cpu_grading_leaves_gpu_tests_waiting_for_a_gpu_runner_in_every_report
 
 
 def test_a_gpu_part_is_refused_by_a_worker_without_cuda(ps2, monkeypatch):
-    monkeypatch.delenv(pool.FAKE_CUDA, raising=False)
-    pool.cuda_device_count.cache_clear()
-    if pool.cuda_device_count():
+    monkeypatch.delenv(settings.FAKE_CUDA_ENV, raising=False)
+    parts.cuda_device_count.cache_clear()
+    if parts.cuda_device_count():
         pytest.skip("this machine has CUDA")
     slot = pool.GradingSlot(0, str(ps2.root))
-    with pytest.raises(pool.NoCuda, match="refuses GPU jobs"):
+    with pytest.raises(parts.NoCuda, match="refuses GPU jobs"):
         slot.grade("ps2", "ada", str(ps2.submitted_dir / "ada" / "ps2"), part="gpu")
     done = subprocess.run(
         [sys.executable, "-m", "autograder.cli", "worker", "--queue", "gpu", "--broker", "redis://127.0.0.1:1/0"],

@@ -32,30 +32,23 @@ from celery import Celery
 from celery.exceptions import Reject
 from celery.signals import worker_process_init
 
+from autograder import settings
 from autograder.batch.jobs import result_from_dict, result_to_json
 from autograder.batch.outcome import Outcome
-from autograder.batch.pool import MAX_ATTEMPTS, NO_CUDA, GradingSlot, Job, NoCuda, cuda_device_count, limit_threads
+from autograder.batch.pool import MAX_ATTEMPTS, GradingSlot, Job, limit_threads
+from autograder.grading.parts import QUEUES, NoCuda, Part, cuda_device_count
 from autograder.sandbox import confine
 
-BROKER_ENV = "COURSE_BROKER_URL"
-DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
-# Longer than the longest job (a notebook's time limit is 900 s): a task is redelivered only after its
-# worker has been gone this long. COURSE_VISIBILITY_TIMEOUT overrides it (tests use a short one).
-VISIBILITY_TIMEOUT_S = int(os.environ.get("COURSE_VISIBILITY_TIMEOUT", 2 * 3600))
 ATTEMPTS_TTL_S = 7 * 24 * 3600
-QUEUES = ("cpu", "gpu")
-
-
-def broker_url(url: str | None = None) -> str:
-    return url or os.environ.get(BROKER_ENV) or DEFAULT_BROKER
-
 
 app = Celery("autograder")
 
 
-def configure(url: str | None = None) -> Celery:
-    url = broker_url(url)
-    transport = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+def configure(url: str | None = None, course=None) -> Celery:
+    """Point the app at Redis: the URL given, else settings.broker_url's choice (env, course config)."""
+    url = settings.broker_url(url, course)
+    # Longer than the longest job: a task is redelivered only after its worker has been gone this long.
+    transport = {"visibility_timeout": settings.visibility_timeout_s()}
     app.conf.update(
         broker_url=url,
         result_backend=url,
@@ -191,7 +184,7 @@ class CeleryExecutor:
         self.wait_for_gpu = wait_for_gpu  # False: return once only GPU parts are left (still queued)
         self.missing_since: dict[str, float] = {}  # task id -> when its message was first found nowhere
         self.next_lost_check = time.monotonic() + self.LOST_CHECK_S
-        configure(url)
+        configure(url, course)
         try:
             _redis().ping()
         except Exception as error:
@@ -216,8 +209,8 @@ class CeleryExecutor:
 
     def _send(self, job: Job, task_id: str | None = None) -> str:
         task_id = task_id or str(uuid.uuid4())
-        args = [str(self.course.root), self.assignment, job.student, str(job.folder), job.part]
-        queue = "gpu" if job.part == "gpu" else "cpu"
+        args = [str(self.course.root), self.assignment, job.student, str(job.folder), str(job.part)]
+        queue = job.part.queue
         self._retry(lambda: grade_part.apply_async(args=args, queue=queue, task_id=task_id), "sending a job")
         return task_id
 
@@ -229,7 +222,7 @@ class CeleryExecutor:
                 task_id = self._send(job)  # sent first, then recorded: a crash in between re-sends
                 job.attempts = on_start(job, task_id)
             waiting[task_id] = job
-        while waiting and (self.wait_for_gpu or any(job.part != "gpu" for job in waiting.values())):
+        while waiting and (self.wait_for_gpu or any(job.part != Part.GPU for job in waiting.values())):
             self._collect(waiting, on_result)
             if time.monotonic() >= self.next_lost_check:
                 self._send_lost_again(waiting)
@@ -286,8 +279,8 @@ def _messages_held() -> bytes:
 
 def run_worker(queue: str, concurrency: int, url: str | None = None, loglevel: str = "INFO") -> None:
     """`course worker`: a Celery worker (prefork) on one queue. A gpu worker starts only with CUDA."""
-    if queue == "gpu" and cuda_device_count() == 0:
-        raise NoCuda(NO_CUDA)
+    if queue == Part.GPU.queue:
+        Part.GPU.on_cuda()  # NoCuda where there is none
     configure(url)
     app.worker_main(
         ["worker", "-Q", queue, "-c", str(concurrency), "-P", "prefork", "-n", f"{queue}-{os.getpid()}@%h",

@@ -36,8 +36,8 @@ from autograder.batch.pool import Job, LocalPool
 from autograder.course import Course, CourseError
 from autograder.grading import parts
 from autograder.grading.grade import AssignmentSource, Timeouts, submissions
-from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionResult
-from autograder.notebook import cells
+from autograder.grading.parts import Part
+from autograder.grading.results import SubmissionResult
 from autograder.records.gradebook import GradebookWriter
 from autograder.records.reports import write_grades_csv, write_results_json
 
@@ -76,49 +76,17 @@ def source_digest(source: AssignmentSource) -> str:
     return digest.hexdigest()
 
 
-def failed_result(source: AssignmentSource, student: str, reason: str, part: str = "all") -> SubmissionResult:
-    """A submission (part) the grader could not grade: each of its tests 0 with the reason, manual cells
-    pending; a failed CPU part leaves the GPU tests to the GPU part."""
-    result = SubmissionResult(student, source.name, problems=[reason])
-    for name, notebook in source.notebooks.items():
-        for cell in notebook.cells:
-            gpu = cells.is_gpu(cell)
-            if cells.role(cell) == "test" and part == "cpu" and gpu:
-                result.cells.append(
-                    CellResult(name, cells.grade_id(cell), cells.points(cell), None, WAITING_FOR_GPU, gpu=True,
-                               pending=True)
-                )  # fmt: skip
-            elif cells.role(cell) == "test" and (part != "gpu" or gpu):
-                result.cells.append(
-                    CellResult(name, cells.grade_id(cell), cells.points(cell), 0.0, f"not graded: {reason}", gpu=gpu)
-                )
-            elif cells.role(cell) == "solution" and cells.is_graded(cell) and part != "gpu":
-                result.cells.append(
-                    CellResult(name, cells.grade_id(cell), cells.points(cell), None, "needs manual grading")
-                )
-    return result
-
-
-def _parts(source: AssignmentSource, backend: str, gpu_tests: str) -> list[str]:
-    """The parts each submission is graded in, by this run."""
-    if not parts.has_gpu_tests(source.notebooks):
-        return ["all"]
-    if backend == "celery":
-        return ["cpu", "gpu"]
-    return ["all"] if gpu_tests == "here" else ["cpu"]
-
-
 def _write_notebooks(course: Course, table: JobTable, job: Job, result: SubmissionResult, gpu_ids: set[str]) -> None:
     """autograded/<student>/<a>/: a part's notebooks, merged with the other part's when that is done."""
     folder = course.autograded_dir / job.student / result.assignment
     folder.mkdir(parents=True, exist_ok=True)
-    other = {"cpu": "gpu", "gpu": "cpu"}.get(job.part)
+    other = job.part.other
     merge = other is not None and table.is_done(result.assignment, job.student, job.digest, other)
     for name, notebook in result.autograded.items():
         path = folder / name
         if merge and path.is_file():
             on_disk = nbformat.read(path, as_version=4)
-            base, gpu = (notebook, on_disk) if job.part == "cpu" else (on_disk, notebook)
+            base, gpu = (notebook, on_disk) if job.part == Part.CPU else (on_disk, notebook)
             notebook = parts.merge_notebook(base, gpu, gpu_ids)
         # nbformat's own JSON writer, as nbformat.write uses it, without validating again: the grader built
         # these cells itself (tests/test_grade.py validates its notebooks); half the cost per submission
@@ -175,12 +143,11 @@ def grade_batch(
     started = time.monotonic()
     source = AssignmentSource.load(course, assignment)
     digest_of_source = source_digest(source)
-    gpu_ids = {cells.grade_id(c) for nb in source.notebooks.values() for c in nb.cells
-               if cells.role(c) == "test" and cells.is_gpu(c)}  # fmt: skip
+    gpu_ids = parts.gpu_test_ids(source.notebooks)
     table = JobTable(table_path(course))
     table.release_running(assignment)
     current = [(s, f) for s, f in submissions(course, assignment) if not students or s in students]
-    wanted_parts = _parts(source, backend, gpu_tests)
+    wanted_parts = parts.parts_to_grade(source.notebooks, backend, gpu_tests)
     jobs, skipped = [], 0
     for student, folder in current:
         digest = content_hash(folder, digest_of_source)
@@ -189,7 +156,7 @@ def grade_batch(
         jobs.extend(Job(student, folder, digest, part=part, stop_after_loss=quick) for part in todo)
         skipped += not todo
 
-    timeouts = Timeouts.for_assignment(course, source, gpu=any(p == "gpu" for p in wanted_parts))
+    timeouts = Timeouts.for_assignment(course, source, gpu=Part.GPU in wanted_parts)
     job_timeout = timeouts.notebook_s * len(source.notebooks) + 120
     executor = (
         _executor(course, assignment, backend, workers, job_timeout, table, broker_url, wait_for_gpu, force, source)
@@ -214,7 +181,7 @@ def grade_batch(
             if result.student in stale or result.student not in in_gradebook:
                 gradebook.write(result)
                 table.mark_synced(assignment, result.student)
-        bar = tqdm(total=len(jobs), unit="part" if any(j.part != "all" for j in jobs) else "submission",
+        bar = tqdm(total=len(jobs), unit="part" if any(j.part != Part.ALL for j in jobs) else "submission",
                    desc=assignment, disable=not show_progress, leave=True)  # fmt: skip
         wanted = {student for student, _ in current}
         csv_written = time.monotonic()
@@ -229,10 +196,9 @@ def grade_batch(
                 raise CourseError(f"{course.source_dir / assignment}: {payload}")
             if kind == Outcome.REFUSED:  # a GPU part reached a worker without CUDA
                 raise CourseError(payload)
-            if kind == Outcome.WORKER_DIED:
-                result = failed_result(source, job.student, payload, job.part)
-            elif kind == Outcome.GRADER_ERROR:
-                result = failed_result(source, job.student, "; ".join(payload.problems), job.part)
+            if kind in (Outcome.WORKER_DIED, Outcome.GRADER_ERROR):
+                reason = payload if kind == Outcome.WORKER_DIED else "; ".join(payload.problems)
+                result = parts.not_graded(assignment, source.notebooks, job.student, reason, job.part)
             else:
                 result = payload
             if result.autograded:

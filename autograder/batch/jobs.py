@@ -22,6 +22,7 @@ from pathlib import Path
 
 from autograder.course import Course, CourseError
 from autograder.grading import parts
+from autograder.grading.parts import Part
 from autograder.grading.results import CellResult, SubmissionResult
 
 GRADER_VERSION = "1"
@@ -140,9 +141,7 @@ class JobTable:
         row = self.row(assignment, student, part)
         return row is not None and row[0] == digest and row[1] in ("done", "failed")
 
-    def start(
-        self, assignment: str, student: str, digest: str, part: str = "all", task_id: str | None = None
-    ) -> int:
+    def start(self, assignment: str, student: str, digest: str, part: str = "all", task_id: str | None = None) -> int:
         """Mark a part running (or, with a Celery task id, queued); returns its attempt number (attempts on
         the same content accumulate)."""
         row = self.row(assignment, student, part)
@@ -223,12 +222,13 @@ class JobTable:
             return None
         latest = rows[0][1]
         done = {part: text for part, digest, status, text in rows if digest == latest and status in ("done", "failed")}
-        base = next((part for part in done if part in ("all", "cpu")), None)  # the newer of the two
+        base = parts.base_part(list(done))  # the newer of "all" and "cpu"
         if base is None:
             return None
-        if base == "all":
-            return result_from_json(done["all"])
-        return parts.merge(result_from_json(done["cpu"]), result_from_json(done["gpu"]) if "gpu" in done else None)
+        if base is Part.ALL:
+            return result_from_json(done[Part.ALL])
+        gpu = done.get(Part.GPU)
+        return parts.merge(result_from_json(done[Part.CPU]), result_from_json(gpu) if gpu is not None else None)
 
     def results(self, assignment: str) -> list[SubmissionResult]:
         students = self.db.execute(

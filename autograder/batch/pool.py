@@ -10,11 +10,8 @@ again, up to MAX_ATTEMPTS, then recorded as failed with the reason.
 from __future__ import annotations
 
 import functools
-import glob
 import multiprocessing
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -24,16 +21,13 @@ from pathlib import Path
 
 from autograder.batch import judge_server
 from autograder.batch.outcome import Outcome
-from autograder.course import Course, CourseError
+from autograder.course import Course
 from autograder.grading.grade import AssignmentSource
+from autograder.grading.parts import NoCuda, Part
 from autograder.grading.results import SubmissionResult
 from autograder.sandbox.confine import Limits
 
 MAX_ATTEMPTS = 3
-# Test-only: a worker started with COURSE_FAKE_CUDA=1 believes it has one CUDA device (tests/test_celery.py
-# uses it to run a gpu-queue worker on a machine without a GPU). Never set it on a real runner.
-FAKE_CUDA = "COURSE_FAKE_CUDA"
-GPU_MEMORY_BYTES = 64 * 1024**3  # a CUDA process maps far more than a CPU one
 
 
 @dataclass
@@ -42,34 +36,11 @@ class Job:
     folder: Path
     digest: str
     attempts: int = 0
-    part: str = "all"  # see grade.PARTS
+    part: Part = Part.ALL
     stop_after_loss: bool = False  # validation: a seeded bug needs grading only up to its first lost point
 
-
-@functools.cache
-def cuda_device_count() -> int:
-    """How many CUDA devices this machine's torch sees, asked in a fresh Python: a worker must not
-    initialise CUDA itself before it forks (its children would inherit a broken CUDA context)."""
-    if os.environ.get(FAKE_CUDA) == "1":
-        return 1
-    if not glob.glob("/dev/nvidia*"):  # no NVIDIA driver: no need to start torch to know
-        return 0
-    code = "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)"
-    try:
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-        return int(done.stdout.strip() or 0)
-    except (OSError, ValueError, subprocess.TimeoutExpired):
-        return 0
-
-
-NO_CUDA = (
-    "this worker has no CUDA (torch.cuda.is_available() is False here), so it refuses GPU jobs: "
-    "start `course worker --queue gpu` on a machine with a CUDA GPU"
-)
-
-
-class NoCuda(CourseError):
-    """A GPU part was sent to a worker without CUDA (or a gpu worker started on one)."""
+    def __post_init__(self) -> None:
+        self.part = Part(self.part)
 
 
 def worker_cpus(workers: int) -> list[int] | None:
@@ -140,15 +111,14 @@ class GradingSlot:
         return functools.partial(self.template.spawn, cpu=self.cpu)
 
     def grade(
-        self, assignment: str, student: str, folder: str, part: str = "all", stop_after_loss: bool = False
+        self, assignment: str, student: str, folder: str, part: Part = Part.ALL, stop_after_loss: bool = False
     ) -> SubmissionResult:
         """Grade one part of one submission. Raises NoCuda for a GPU part on a machine without CUDA, and
         judge.CourseCodeError when the course's own code is broken."""
         from autograder.grading.grade import grade_submission
 
-        if part == "gpu" and cuda_device_count() == 0:
-            raise NoCuda(NO_CUDA)
-        limits = self.limits(part)
+        part = Part(part)  # a Celery task sends the name
+        limits = part.limits()
         source, timeouts, cache = self._assignment(assignment)
         launcher = self._launcher(assignment, source, limits)
         return grade_submission(
@@ -161,16 +131,11 @@ class GradingSlot:
         """A template serves one assignment (its preloads) with or without the GPU bound in."""
         return assignment, limits.gpu
 
-    @staticmethod
-    def limits(part: str) -> Limits:
-        gpu = part == "gpu" or (part == "all" and cuda_device_count() > 0)
-        return Limits(gpu=True, memory_bytes=GPU_MEMORY_BYTES) if gpu else Limits()
-
-    def prepare(self, assignment: str, part: str = "all") -> None:
+    def prepare(self, assignment: str, part: Part = Part.ALL) -> None:
         """Warm up before the first submission: the template starts importing numpy/torch in its sandbox
         while the judge runs the read-only cells it can cache."""
         source, _, cache = self._assignment(assignment)
-        self._launcher(assignment, source, self.limits(part))
+        self._launcher(assignment, source, part.limits())
         cache.warm(source.notebooks)
 
     def _close_template(self) -> None:
@@ -268,7 +233,7 @@ class LocalPool:
 
         if not warm_available():
             return
-        limits = GradingSlot.limits("all")
+        limits = Part.ALL.limits()
         self.templates = TemplateSandbox(list(range(count)), limits=limits, preload=self.template_imports)
 
     def _start_all(self, jobs: int) -> None:

@@ -23,6 +23,7 @@ from autograder.authoring.release import read_source_notebook
 from autograder.course import Course
 from autograder.grading import intake, time_limits
 from autograder.grading.judge import Judge, JudgeCache, TestOutcome
+from autograder.grading.parts import Part
 from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 from autograder.grading.student_process import ColdStudentProcess, StudentGone, StudentProcess
 from autograder.notebook import cells, nbnodes
@@ -30,11 +31,6 @@ from autograder.sandbox.confine import Limits
 from course_utils import rules
 
 Launcher = Callable[[Path], StudentProcess]
-
-# Which tests a grading judges. "all": every test, here. "cpu": every test but the GPU-tagged ones, which
-# are recorded as pending (WAITING_FOR_GPU). "gpu": only the GPU-tagged tests (a CUDA runner's part).
-# Every part runs all of the student's cells, so each test sees the notebook state it was written for.
-PARTS = ("all", "cpu", "gpu")
 
 
 @dataclass(frozen=True)
@@ -194,11 +190,11 @@ def grade_notebook(
     launcher: Launcher,
     result: SubmissionResult,
     cache: JudgeCache | None = None,
-    part: str = "all",
+    part: Part = Part.ALL,
     stop_after_loss: bool = False,
 ) -> NotebookNode:
     """Run one notebook's plan; append its CellResults to `result`; return the autograded notebook.
-    `part` chooses which tests are judged (see PARTS). stop_after_loss: end the student process at the
+    `part` chooses which tests are judged (parts.Part). stop_after_loss: end the student process at the
     first test that loses points, so later cells cost nothing (validation only needs to know a seeded
     bug is caught)."""
     autograded = nbformat.v4.new_notebook(
@@ -206,7 +202,7 @@ def grade_notebook(
     )
     if plan.problem:
         for item in plan.cells:
-            if item.kind == "test" and (part != "gpu" or item.gpu):
+            if item.kind == "test" and part.reports(item.gpu):
                 result.cells.append(
                     CellResult(
                         plan.name,
@@ -248,9 +244,7 @@ def grade_notebook(
                         result.problems.append(f"{plan.name}: {gone}")
                 if item.kind == "readonly":
                     judge.run_readonly(item.code, item.grade_id)
-            elif item.kind == "test" and part == "gpu" and not item.gpu:
-                continue  # judged by the CPU part
-            elif item.kind == "test" and part == "cpu" and item.gpu:
+            elif item.kind == "test" and part.leaves_pending(item.gpu):
                 result.cells.append(
                     CellResult(
                         plan.name,
@@ -264,7 +258,7 @@ def grade_notebook(
                     )
                 )
                 cell.outputs = _pending_output(item)
-            elif item.kind == "test":
+            elif item.kind == "test" and part.judges(item.gpu):
                 outcome = judge.run_test(item.code, item.grade_id, item.points, min(timeouts.cell_s, max(left, 1)))
                 broken = rules.broken_rules(item.code, plan.governed, student_cells, setup_cells)
                 if broken:  # the test still ran: later tests may use what it defines
@@ -304,11 +298,12 @@ def grade_submission(
     slot: int = 0,
     launcher: Launcher | None = None,
     cache: JudgeCache | None = None,
-    part: str = "all",
+    part: Part = Part.ALL,
     stop_after_loss: bool = False,
 ) -> SubmissionResult:
     """Grade one submission folder. `launcher` starts the student process (default: a cold sandbox);
-    `part` chooses which tests are judged (see PARTS; manually graded cells belong to "all" and "cpu")."""
+    `part` chooses which tests are judged (parts.Part)."""
+    part = Part(part)
     launcher = launcher or (lambda inputs: ColdStudentProcess(inputs, limits, slot, source.heavy_imports()))
     started = time.monotonic()
     result = SubmissionResult(student, source.name)
@@ -326,7 +321,7 @@ def grade_submission(
             result.autograded[name] = grade_notebook(
                 plan, inputs, timeouts, launcher, result, cache, part, stop_after_loss
             )
-            if part != "gpu":
+            if part.records_manual_cells:
                 result.cells.extend(_manual_results(name, source_nb))
     result.seconds = time.monotonic() - started
     return result

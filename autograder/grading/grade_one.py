@@ -10,12 +10,12 @@ import tempfile
 import threading
 from pathlib import Path
 
-from autograder.batch.pool import GPU_MEMORY_BYTES, cuda_device_count, limit_threads
-from autograder.course import Course, CourseError
+from autograder.batch.pool import limit_threads
+from autograder.course import Course
 from autograder.grading.grade import AssignmentSource, Timeouts, grade_submission
+from autograder.grading.parts import Part
 from autograder.grading.results import SubmissionResult
 from autograder.records.reports import results_json
-from autograder.sandbox.confine import Limits
 
 
 def import_in_background(modules: list[str]) -> threading.Thread:
@@ -35,14 +35,12 @@ def import_in_background(modules: list[str]) -> threading.Thread:
     return thread
 
 
-def grade_one(course: Course, assignment: str, submission: Path, results_path: Path, part: str) -> SubmissionResult:
+def grade_one(course: Course, assignment: str, submission: Path, results_path: Path, part: Part) -> SubmissionResult:
     """Grade `submission` and write results.json. Raises CourseError for a request this machine cannot
     serve (a GPU part without CUDA); any other exception is the grader's failure, never the submission's."""
     source = AssignmentSource.load(course, assignment)
-    cuda = cuda_device_count() if part != "cpu" else 0
-    if part == "gpu" and cuda == 0:
-        raise CourseError("--part gpu needs a CUDA GPU, and torch sees none on this machine")
-    limits = Limits(gpu=True, memory_bytes=GPU_MEMORY_BYTES) if cuda else Limits()
+    part = Part(part)
+    limits = part.limits()  # parts.NoCuda, a CourseError, for a GPU part without CUDA
     limit_threads()  # the judge's BLAS and torch threads otherwise spin against each other: 5x slower tests
     preload = import_in_background(source.judge_imports())
     with tempfile.TemporaryDirectory(prefix="grade-one-") as tmp:
@@ -58,3 +56,13 @@ def grade_one(course: Course, assignment: str, submission: Path, results_path: P
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results_json(result), indent=1) + "\n")
     return result
+
+
+def summary(result: SubmissionResult, results_path: Path) -> str:
+    """What grade-one prints: the problems, then the score, the time and the isolation it had."""
+    lines = [f"problem: {problem}" for problem in result.problems]
+    lines.append(
+        f"{result.assignment}: {result.score:g}/{result.auto_max:g} autograded points in {result.seconds:.1f} s "
+        f"(isolation: {result.isolation or 'n/a'}); {results_path}"
+    )
+    return "\n".join(lines)

@@ -11,8 +11,10 @@ Roles (decided from nbgrader metadata, the same way nbgrader decides them):
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from nbformat import NotebookNode
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
