@@ -1,6 +1,8 @@
 """The wire codec: plain data crosses, everything else stays behind as a handle, nothing is unpickled."""
 
+import importlib
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,3 +132,27 @@ def test_large_arrays_cross_a_pipe_intact_and_independent():
     for sent, got in zip(arrays[1:], back[1:], strict=True):
         np.testing.assert_array_equal(got, sent)
     np.testing.assert_array_equal(back[0].ravel()[1:], np.arange(1, 300_000))
+
+
+def test_objects_the_judge_drops_are_released_in_the_student_process(monkeypatch):
+    """A handle pins its object in the student process; once the judge's stand-in is gone, the next
+    request tells the student process to let it go (a long test would otherwise keep every result)."""
+    from autograder.grading.proxy import StudentLink
+
+    monkeypatch.syspath_prepend(str(Path(wire.__file__).parent))
+    runner = importlib.import_module("student_runner").Runner(-1, -1)
+    runner.namespace["make"] = lambda: object()
+
+    class Direct:  # StudentProcess.request without the pipe: the runner answers at once
+        def request(self, header, buffers, timeout):
+            tree, answer_buffers = wire.encode(runner.handle(header, buffers), runner.make_handle)
+            return {"ok": True, "value": tree}, answer_buffers
+
+    link = StudentLink(Direct())
+    make = link.bind(["make"])[1]["make"]
+    kept = make()
+    for _ in range(50):
+        make()  # each result dropped at once
+    assert len(runner.handles) == 3  # each request released the result dropped before it, but the last
+    link.bind([])
+    assert set(runner.handles) == {make._id, kept._id}

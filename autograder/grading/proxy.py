@@ -23,6 +23,12 @@ class StudentObject:
         self._type = str(tree.get("type", "object"))[:100]
         self._callable = bool(tree.get("callable"))
 
+    def __del__(self) -> None:
+        """The judge no longer holds this object: the student process may drop it (with the next request)."""
+        link = getattr(self, "_link", None)
+        if link is not None:
+            link.unused_handles.append(self._id)
+
     def __repr__(self) -> str:
         return f"<student {self._type} object>"
 
@@ -79,6 +85,7 @@ class StudentLink:
         self.process = process
         self.deadline = time.monotonic() + 60.0
         self.budget = 60.0
+        self.unused_handles: list = []  # ids of StudentObjects the judge dropped, sent with the next request
 
     def set_budget(self, seconds: float) -> None:
         self.budget = seconds
@@ -94,6 +101,8 @@ class StudentLink:
 
     def ask(self, header: dict, call_args=None, key=None):
         header = dict(header)
+        if self.unused_handles:
+            header["release"], self.unused_handles[:] = list(self.unused_handles), []
         buffers: list[bytes] = []
         if call_args is not None:
             (args_tree, kwargs_tree), buffers = self._encode_pair(call_args)

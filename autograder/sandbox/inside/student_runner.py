@@ -159,6 +159,8 @@ class Runner:
     # --- requests ---------------------------------------------------------------------------------------
 
     def handle(self, request: dict, buffers: list[bytes]):
+        for handle in request.get("release", ()):  # objects the judge holds no more
+            self.handles.pop(handle, None)
         op = request.get("op")
         if op == "run_cell":
             return self.run_cell(str(request["code"]), str(request.get("label", ""))[:100])
@@ -199,12 +201,6 @@ class Runner:
             import numpy
 
             return numpy.asarray(target)
-        if op == "repr":
-            return repr(target)[:2000]
-        if op == "release":
-            for handle in request.get("ids", []):
-                self.handles.pop(handle, None)
-            return None
         raise wire.WireError(f"unknown request {op!r}")
 
     def serve(self) -> None:
