@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from autograder.sandbox import confine
 from autograder.sandbox.inside import kernel_objects, wire
 
@@ -211,10 +213,10 @@ class ColdStudentProcess(StudentProcess):
         if self.isolation != "bubblewrap":
             return self.process.pid
         try:
-            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        except OSError:
+            children = psutil.Process(self.process.pid).children()
+        except psutil.Error:
             children = []
-        return int(children[0]) if children else self.process.pid
+        return children[0].pid if children else self.process.pid
 
     def kill(self, reason: str) -> None:
         """Kill the student process and everything it started (inside bubblewrap: its PID namespace)."""
