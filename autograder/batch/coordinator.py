@@ -95,9 +95,9 @@ def _write_notebooks(course: Course, table: JobTable, job: Job, result: Submissi
 
 @contextlib.contextmanager
 def _giving_way(starting: bool):
-    """Open the gradebook (importing nbgrader, about 1 s of CPU) at the lowest priority while the local pool
-    starts: its forkserver, which imports torch for the judges, is what the first submission waits for,
-    and on 2 cores it shared a core with us (the judges started 0.3 s later). Root only (warm templates
+    """Open the gradebook (importing nbgrader) at the lowest priority while the local pool starts: its
+    forkserver, which imports torch for the judges, is what the first submission waits for, and must not
+    share its core with us. Root only (warm templates
     need root anyway): lowering is allowed to anyone, but only root may raise the priority back. On Linux
     the priority is per thread: the pool's starting thread keeps its own."""
     if not starting or os.geteuid() != 0:

@@ -1,7 +1,7 @@
 """The forkserver that the local pool's workers (each a trusted judge) are forked from.
 
 Its imports are the longest wait before the first submission is graded: the grader, then torch and
-torch._dynamo for the judges' ground truth, about 2 s of CPU. `course grade` therefore starts it first
+torch._dynamo for the judges' ground truth. `course grade` therefore starts it first
 thing (start()), before the command imports the grader and reads the source notebooks itself, so that
 the two start-ups overlap on the two cores instead of following each other.
 
@@ -52,7 +52,7 @@ def start(course_root: Path, assignment: str) -> None:
 def stop() -> None:
     """End this process's forkserver and multiprocessing's resource tracker now, if it started them: for
     the `course` command as it exits. Left alone, the forkserver (torch imported) sees the command gone and
-    then spends about 0.4 s tearing torch down while it holds the command's stdout and stderr, so
+    then spends a while tearing torch down while it holds the command's stdout and stderr, so
     `course grade | tee log`, a CI log or the benchmark waits for it. Nothing of it is needed by then: the
     workers have been joined."""
     from multiprocessing import resource_tracker

@@ -46,11 +46,10 @@ class Job:
 def worker_cpus(workers: int) -> list[int] | None:
     """The CPU each worker slot is pinned to, with the students it grades, or None (not pinned).
 
-    A worker's judge and its student take turns (a correct a1 submission: about 180 calls back and forth).
-    Left to the scheduler, with 2 workers on 2 cores, a waking judge was often queued behind the other
-    worker on the busy core while its own core went idle; pinned, each worker's pair takes turns on a core
-    of its own and shares its caches: -w 2 grades 3% faster (82 and 300 submissions, 2 cores). Only with 2
-    or more workers and a CPU each: one worker is left to move, and so is the coordinator."""
+    A worker's judge and its student take turns, hundreds of times per submission. Left to the scheduler,
+    a waking judge can be queued behind the other worker on a busy core while its own core is idle;
+    pinned, each worker's pair takes turns on a core of its own and shares its caches. Only with 2 or
+    more workers and a CPU each: one worker is left to move, and so is the coordinator."""
     allowed = sorted(os.sched_getaffinity(0))
     if workers < 2 or workers > len(allowed):
         return None

@@ -17,8 +17,8 @@ any of these for one assignment. All of it lives in nbgrader_config.py:
 
 Why these defaults: honest code that is slow is slow in a cell or two (a loop where the solution
 vectorises), so a cell may take 10x the solution's slowest; a submission that is slow everywhere is
-stopped at 5x the solution's total (a1: 15 s, where its solution is graded in about 2 s), so one
-hostile submission holds a worker for under 10x an honest one's time.
+stopped at 5x the solution's total, so one hostile submission holds a worker for a small multiple of
+an honest one's time (bench/hostile_time.py measures it; the README lists each assignment's limits).
 
 Without a measurement (solutions not executed yet) the ceilings apply, as before this module.
 """

@@ -1,8 +1,8 @@
 """Notebook cells and outputs for autograded notebooks, built as nbformat 4 nodes directly.
 
-nbformat.v4's new_code_cell / new_output check every node against the schema as it is made: about 0.7 ms
-each, 20 ms for one a1 submission (a tenth of its grading time). These nodes have fixed shapes, and the
-whole notebook is checked once when it is written; tests/test_grade.py validates graded notebooks.
+nbformat.v4's new_code_cell / new_output check every node against the schema as it is made, a cost
+paid for every output of every submission. These nodes have fixed shapes, and tests/test_grade.py
+validates graded notebooks.
 """
 
 from __future__ import annotations

@@ -74,10 +74,10 @@ def create_new_gradebook(db_url: str) -> bool:
     """Create nbgrader's tables and alembic stamp in an empty database; False if it has tables already.
 
     nbgrader's Gradebook does the same for a new database, but learns the revision by running the `alembic
-    heads` command in a subprocess: about 2.3 s of CPU (a new Python importing alembic and nbgrader) before
-    the first grade can be written. Here the revision comes from alembic's API in this process (0.07 s).
-    The result is what nbgrader itself makes: the same tables and the same alembic_version row, so
-    `nbgrader db upgrade` and formgrader see a normal gradebook (tests/test_gradebook.py compares them)."""
+    heads` command in a subprocess (a new Python importing alembic and nbgrader) before the first grade
+    can be written. Here the revision comes from alembic's API in this process. The result is what
+    nbgrader itself makes: the same tables and the same alembic_version row, so `nbgrader db upgrade` and
+    formgrader see a normal gradebook (tests/test_gradebook.py compares them)."""
     from nbgrader.api import Base
     from sqlalchemy import create_engine, inspect, text
 
@@ -125,9 +125,9 @@ class GradebookWriter:
     written with SQLAlchemy Core statements on nbgrader's own tables: the rows its add_submission makes
     for a new submission (a SubmittedAssignment, a SubmittedNotebook per notebook, a Grade per grade or
     task cell, a Comment per solution or task cell), then the scores and comments, in one transaction.
-    nbgrader's ORM path (update_or_create_*, find_grade, find_comment) cost the coordinator about 10 ms of
-    CPU per submission, on the core the grading workers need (tests/test_gradebook.py checks that both
-    paths leave the same rows)."""
+    nbgrader's ORM path (update_or_create_*, find_grade, find_comment) costs the coordinator many queries
+    per submission, on the core the grading workers need (tests/test_gradebook.py checks that both paths
+    leave the same rows)."""
 
     def __init__(self, course: Course, assignment: str, notebooks: dict[str, NotebookNode]):
         from nbgrader.api import Gradebook
@@ -224,8 +224,8 @@ class GradebookWriter:
     def _submitted_notebooks(self, connection, submission: str) -> list[str]:
         """The ids of the submission's SubmittedNotebook rows. Every lookup here names the columns of one of
         nbgrader's unique indexes, (notebook_id, assignment_id) here and (cell_id, notebook_id) for grades
-        and comments: a lookup by assignment_id or notebook_id alone scans the whole table, which made each
-        write slower as the gradebook filled (2.2 ms at the start of a 300-submission batch, 3.9 at its end)."""
+        and comments: a lookup by assignment_id or notebook_id alone scans the whole table, so each write
+        would get slower as the gradebook fills."""
         from nbgrader.api import SubmittedNotebook
         from sqlalchemy import select
 
