@@ -22,7 +22,6 @@ Flower: `celery -A autograder.batch.celery_app flower --address=127.0.0.1` (brok
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -33,7 +32,6 @@ from celery.exceptions import Reject
 from celery.signals import worker_process_init
 
 from autograder import settings
-from autograder.batch.jobs import result_from_dict, result_to_json
 from autograder.batch.outcome import Outcome
 from autograder.batch.pool import MAX_ATTEMPTS, GradingSlot, Job, limit_threads
 from autograder.grading.parts import QUEUES, NoCuda, Part, cuda_device_count
@@ -140,7 +138,7 @@ def grade_part(self, course_root: str, assignment: str, student: str, folder: st
     return {
         "kind": Outcome.DONE.value,
         "attempts": attempts,
-        "result": json.loads(result_to_json(result)),
+        "result": result.to_dict(),
         "autograded": {name: nbformat.writes(nb) for name, nb in result.autograded.items()},
     }
 
@@ -151,7 +149,7 @@ def decode(payload: dict, assignment: str, student: str) -> tuple[str, object]:
 
     kind = Outcome(payload["kind"])
     if kind == Outcome.DONE:
-        result = result_from_dict(payload["result"])
+        result = SubmissionResult.from_dict(payload["result"])
         result.autograded = {name: nbformat.reads(text, as_version=4) for name, text in payload["autograded"].items()}
         return kind, result
     if kind == Outcome.GRADER_ERROR:

@@ -20,7 +20,6 @@ worker grades them).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -30,7 +29,8 @@ import nbformat
 from nbformat.v4 import nbjson
 from tqdm import tqdm
 
-from autograder.batch.jobs import JobTable, content_hash, table_path
+from autograder.batch.digests import content_hash, source_digest
+from autograder.batch.jobs import JobTable, table_path
 from autograder.batch.outcome import Outcome
 from autograder.batch.pool import Job, LocalPool
 from autograder.course import Course, CourseError
@@ -60,20 +60,6 @@ class BatchReport:
     @property
     def waiting_for_gpu(self) -> list[SubmissionResult]:
         return [result for result in self.results if result.waiting_for_gpu]
-
-
-def source_digest(source: AssignmentSource) -> str:
-    digest = hashlib.sha256()
-    for name, notebook in sorted(source.notebooks.items()):
-        digest.update(name.encode() + b"\0")
-        for cell in notebook.cells:
-            digest.update(cell.cell_type.encode() + cell.source.encode() + b"\0")
-            digest.update(repr(sorted(cell.metadata.get("nbgrader", {}).items())).encode())
-    if source.data_dir is not None:
-        for path in sorted(source.data_dir.rglob("*")):
-            if path.is_file() and path.suffix != ".ipynb":
-                digest.update(str(path.relative_to(source.data_dir)).encode() + path.read_bytes())
-    return digest.hexdigest()
 
 
 def _write_notebooks(course: Course, table: JobTable, job: Job, result: SubmissionResult, gpu_ids: set[str]) -> None:

@@ -13,8 +13,6 @@ The coordinator is the table's only writer.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import sqlite3
 import time
@@ -23,9 +21,8 @@ from pathlib import Path
 from autograder.course import Course, CourseError
 from autograder.grading import parts
 from autograder.grading.parts import Part
-from autograder.grading.results import CellResult, SubmissionResult
+from autograder.grading.results import SubmissionResult
 
-GRADER_VERSION = "1"
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another (two coordinators, a Celery collector)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -68,34 +65,12 @@ def table_path(course: Course) -> Path:
     return course.root / "grading_jobs.db"
 
 
-def content_hash(folder: Path, source_digest: str) -> str:
-    digest = hashlib.sha256(f"{GRADER_VERSION}\0{source_digest}\0".encode())
-    if folder.is_dir() and not folder.is_symlink():
-        for path in sorted(folder.rglob("*")):
-            if ".ipynb_checkpoints" in path.parts:
-                continue
-            digest.update(str(path.relative_to(folder)).encode() + b"\0")
-            if path.is_symlink():
-                digest.update(b"symlink\0" + str(path.readlink()).encode())
-            elif path.is_file():
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
-    else:
-        digest.update(b"not a folder" if folder.exists() else b"missing")
-    return digest.hexdigest()
-
-
 def result_to_json(result: SubmissionResult) -> str:
-    data = dataclasses.asdict(dataclasses.replace(result, autograded={}))
-    return json.dumps(data)
+    return json.dumps(result.to_dict())
 
 
 def result_from_json(text: str) -> SubmissionResult:
-    return result_from_dict(json.loads(text))
-
-
-def result_from_dict(data: dict) -> SubmissionResult:
-    data = {**data, "cells": [CellResult(**cell) for cell in data["cells"]]}
-    return SubmissionResult(**data)
+    return SubmissionResult.from_dict(json.loads(text))
 
 
 class JobTable:

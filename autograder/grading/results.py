@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -67,3 +68,11 @@ class SubmissionResult:
     @property
     def has_problems(self) -> bool:
         return bool(self.problems)
+
+    def to_dict(self) -> dict:
+        """Plain data for the job table and Celery (the autograded notebooks travel separately)."""
+        return dataclasses.asdict(dataclasses.replace(self, autograded={}))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SubmissionResult:
+        return cls(**{**data, "cells": [CellResult(**cell) for cell in data["cells"]]})
