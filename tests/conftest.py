@@ -8,12 +8,33 @@ from autograder.course import REPO_ROOT, Course
 FIXTURE_COURSE = Path(__file__).parent / "fixtures" / "course"
 
 
+def copy_course(source: Path, root: Path) -> Course:
+    shutil.copytree(source, root, symlinks=True)
+    return Course.load(root)
+
+
 @pytest.fixture
 def fixture_course(tmp_path) -> Course:
     """A private copy of the small hand-written nbgrader course in tests/fixtures/course."""
-    root = tmp_path / "course"
-    shutil.copytree(FIXTURE_COURSE, root)
-    return Course.load(root)
+    return copy_course(FIXTURE_COURSE, tmp_path / "course")
+
+
+@pytest.fixture(scope="session")
+def released_fixture_course(tmp_path_factory) -> Path:
+    """The fixture course with every assignment released and its solutions executed, once per session
+    (and xdist worker): executing solutions starts a kernel. Tests take copies (released_course)."""
+    from autograder.authoring.release import release
+
+    course = copy_course(FIXTURE_COURSE, tmp_path_factory.mktemp("released") / "course")
+    for assignment in course.assignments():
+        release(course, assignment)
+    return course.root
+
+
+@pytest.fixture
+def released_course(released_fixture_course, tmp_path) -> Course:
+    """A private copy of the fixture course, released (release/ and executed solutions/ up to date)."""
+    return copy_course(released_fixture_course, tmp_path / "course")
 
 
 @pytest.fixture(scope="session")

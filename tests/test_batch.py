@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 
 import nbformat
 import psutil
@@ -30,12 +29,12 @@ from tests.helpers import (
     prepend_to_test_squares,
     submit,
 )
+from tests.servers import wait_until
 
 
 @pytest.fixture
-def released(fixture_course):
-    release(fixture_course, "ps1", execute_solutions=True)
-    return fixture_course
+def released(released_course):
+    return released_course
 
 
 def _outputs(result) -> str:
@@ -149,10 +148,7 @@ def test_templates_sharing_a_sandbox_keep_their_students_apart(tmp_path):
                 assert "CANNOT KILL BOB PermissionError" in seen, seen
                 assert len(_processes_of(ada_slot.uid)) == 2  # ada and the sleeper she left behind
                 ada_slot.close()  # ada's worker goes
-                deadline = time.monotonic() + 20
-                while _processes_of(ada_slot.uid) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                assert _processes_of(ada_slot.uid) == []
+                wait_until(lambda: _processes_of(ada_slot.uid) == [], 20, "ada's processes to end", every=0.05)
             assert bob.run_cell("print('still here')", 30)["stdout"] == "still here\n"
         with bob_slot.spawn(answers) as next_student:
             assert next_student.run_cell("print(open('answers.txt').read())", 30)["stdout"] == "bob's answers\n"
@@ -257,11 +253,8 @@ def test_kill_9_mid_batch_then_rerun_grades_each_submission_once(released):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        if table_path(released).exists() and sum(r[1] == "done" for r in _job_rows(released)) >= 2:
-            break
+    wait_until(lambda: table_path(released).exists() and sum(r[1] == "done" for r in _job_rows(released)) >= 2,
+               180, "two finished submissions")  # fmt: skip
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     done_before = {r[0] for r in _job_rows(released) if r[1] == "done"}
@@ -283,11 +276,8 @@ def test_ctrl_c_stops_cleanly_and_leaves_the_job_table_consistent(released):
     process = subprocess.Popen(
         _grade_command(released, "--workers", "1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        if table_path(released).exists() and any(r[1] == "done" for r in _job_rows(released)):
-            break
+    wait_until(lambda: table_path(released).exists() and any(r[1] == "done" for r in _job_rows(released)),
+               180, "a finished submission")  # fmt: skip
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 130, output

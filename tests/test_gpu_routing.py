@@ -10,7 +10,6 @@ import pytest
 from nbgrader.api import Gradebook
 
 from autograder import settings
-from autograder.authoring.release import release
 from autograder.batch import pool
 from autograder.batch.coordinator import grade_batch
 from autograder.grading import parts
@@ -21,11 +20,10 @@ DOUBLE_WRONG = "def double(x):\n    return x"
 
 
 @pytest.fixture
-def ps2(fixture_course):
-    release(fixture_course, "ps2", execute_solutions=True)
-    submit(fixture_course, "ps2", "ada")
-    submit(fixture_course, "ps2", "bob", {"double": DOUBLE_WRONG})
-    return fixture_course
+def ps2(released_course):
+    submit(released_course, "ps2", "ada")
+    submit(released_course, "ps2", "bob", {"double": DOUBLE_WRONG})
+    return released_course
 
 
 def _scores(result):

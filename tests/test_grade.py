@@ -9,7 +9,6 @@ import sys
 import nbformat
 import pytest
 
-from autograder.authoring.release import release
 from autograder.batch.coordinator import grade_batch
 from autograder.grading.grade import AssignmentSource, grade_submission
 from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
@@ -18,9 +17,8 @@ HIDDEN_MARKER = "HIDDEN-MARKER-7f3a"
 
 
 @pytest.fixture
-def released(fixture_course):
-    release(fixture_course, "ps1")
-    return fixture_course
+def released(released_course):
+    return released_course
 
 
 def _grade_all(course):

@@ -13,7 +13,6 @@ import time
 import nbformat
 import pytest
 
-from autograder.authoring.release import release
 from autograder.grading.grade import AssignmentSource, Timeouts, grade_submission
 from autograder.sandbox.confine import SANDBOX_UID_BASE, Limits, bubblewrap_problem
 from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
@@ -24,8 +23,8 @@ SECRET = "s3cret-in-the-graders-environment"
 
 
 @pytest.fixture
-def course(fixture_course):
-    release(fixture_course, "ps1")
+def course(released_course):
+    fixture_course = released_course  # ps1 released, solutions executed
     submit(fixture_course, "ps1", "classmate")  # another student's submission, which must stay private
     from autograder.grading.results import SubmissionResult
     from autograder.records.gradebook import write_grades
