@@ -22,7 +22,7 @@ def fixture_course(tmp_path) -> Course:
 @pytest.fixture(scope="session")
 def released_fixture_course(tmp_path_factory) -> Path:
     """The fixture course with every assignment released and its solutions executed, once per session
-    (and xdist worker): executing solutions starts a kernel. Tests take copies (released_course)."""
+    (and xdist worker): executing solutions starts a kernel. Tests take copies (released)."""
     from autograder.authoring.release import release
 
     course = copy_course(FIXTURE_COURSE, tmp_path_factory.mktemp("released") / "course")
@@ -32,7 +32,7 @@ def released_fixture_course(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def released_course(released_fixture_course, tmp_path) -> Course:
+def released(released_fixture_course, tmp_path) -> Course:
     """A private copy of the fixture course, released (release/ and executed solutions/ up to date)."""
     return copy_course(released_fixture_course, tmp_path / "course")
 

@@ -32,11 +32,6 @@ from tests.helpers import (
 from tests.servers import wait_until
 
 
-@pytest.fixture
-def released(released_course):
-    return released_course
-
-
 def _outputs(result) -> str:
     return "".join(o.get("text", "") for c in result.autograded["ps1.ipynb"].cells for o in c.get("outputs", []))
 

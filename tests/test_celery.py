@@ -114,11 +114,11 @@ def gradebook_students(course: Course, assignment: str) -> list[str]:
 
 
 @pytest.fixture
-def ps2(released_course):
-    submit(released_course, "ps2", "ada")
-    submit(released_course, "ps2", "bob", {"double": "def double(x):\n    return x", "train": "w = 3.0"})
-    submit(released_course, "ps2", "cy", {"double": "def double(x):\n    return x + x", "train": "w = 1.0"})
-    return released_course
+def ps2(released):
+    submit(released, "ps2", "ada")
+    submit(released, "ps2", "bob", {"double": "def double(x):\n    return x", "train": "w = 3.0"})
+    submit(released, "ps2", "cy", {"double": "def double(x):\n    return x + x", "train": "w = 1.0"})
+    return released
 
 
 def test_cpu_scores_arrive_without_a_gpu_worker_and_gpu_tests_complete_when_it_starts(ps2, broker, workers, tmp_path):

@@ -20,10 +20,10 @@ DOUBLE_WRONG = "def double(x):\n    return x"
 
 
 @pytest.fixture
-def ps2(released_course):
-    submit(released_course, "ps2", "ada")
-    submit(released_course, "ps2", "bob", {"double": DOUBLE_WRONG})
-    return released_course
+def ps2(released):
+    submit(released, "ps2", "ada")
+    submit(released, "ps2", "bob", {"double": DOUBLE_WRONG})
+    return released
 
 
 def _scores(result):

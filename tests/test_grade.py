@@ -16,11 +16,6 @@ from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
 HIDDEN_MARKER = "HIDDEN-MARKER-7f3a"
 
 
-@pytest.fixture
-def released(released_course):
-    return released_course
-
-
 def _grade_all(course):
     report = grade_batch(course, "ps1", workers=2, show_progress=False)
     return {result.student: result for result in report.results}

@@ -23,8 +23,8 @@ SECRET = "s3cret-in-the-graders-environment"
 
 
 @pytest.fixture
-def course(released_course):
-    fixture_course = released_course  # ps1 released, solutions executed
+def course(released):
+    fixture_course = released  # ps1 released, solutions executed
     submit(fixture_course, "ps1", "classmate")  # another student's submission, which must stay private
     from autograder.grading.results import SubmissionResult
     from autograder.records.gradebook import write_grades

@@ -16,8 +16,8 @@ def test_nbgrader_autograde_solution_full_release_zero(repo_course, assignment):
     assert all(check.ok for check in checks), [(c.name, c.expected, c.got) for c in checks]
 
 
-def test_fixture_course_under_nbgrader(released_course):
-    report = validate(released_course, "ps1", with_nbgrader=True)
+def test_fixture_course_under_nbgrader(released):
+    report = validate(released, "ps1", with_nbgrader=True)
     assert report.ok, report.table()
     assert [c.got for c in report.checks if c.name.startswith("nbgrader")] == ["9/9", "0/9"]
 

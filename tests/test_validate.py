@@ -28,8 +28,8 @@ def test_assignment_validates(repo_course, assignment):
     assert report.auto.killed >= AUTO_MUTANT_SAMPLE // 2, report.table()
 
 
-def test_fixture_course_validates_and_a_surviving_mutant_is_reported(released_course):
-    fixture_course = released_course
+def test_fixture_course_validates_and_a_surviving_mutant_is_reported(released):
+    fixture_course = released
     report = validate(fixture_course, "ps1")
     assert report.ok and report.mutation_score == "2/2", report.table()
     quick = validate(fixture_course, "ps1", quick=True)
