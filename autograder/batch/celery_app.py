@@ -183,6 +183,7 @@ class CeleryExecutor:
         self.missing_since: dict[str, float] = {}  # task id -> when its message was first found nowhere
         self.next_lost_check = time.monotonic() + self.LOST_CHECK_S
         configure(url, course)
+        app.backend.on_task_call = _no_subscription
         try:
             _redis().ping()
         except Exception as error:
@@ -234,7 +235,7 @@ class CeleryExecutor:
             async_result = app.AsyncResult(task_id)
             if not self._retry(async_result.ready, "collecting results"):
                 continue
-            answer = self._retry(lambda r=async_result: r.get(propagate=False), "collecting results")
+            answer = self._retry(lambda r=async_result: r.result, "collecting results")  # ready: a GET, no wait
             if isinstance(answer, dict):
                 job.attempts = max(job.attempts, int(answer.get("attempts", 0)))
                 kind, payload = decode(answer, self.assignment, job.student)
@@ -261,6 +262,14 @@ class CeleryExecutor:
                     continue  # it finished meanwhile: collected on the next poll
                 self._send(job, task_id)
                 self.missing_since.pop(task_id)
+
+
+def _no_subscription(producer, task_id) -> None:
+    """The coordinator's backend.on_task_call: it polls each result by key and never waits on one, so it
+    subscribes to nothing. Celery's Redis backend would subscribe to every task's result channel on a
+    PubSub connection; when Redis restarts, that PubSub is replaced and the old one, garbage in a
+    reference cycle, can be collected while redis-py holds its pool's lock, and its __del__ takes the
+    same lock: the coordinator hung for good (redis-py #3081; kombu 5.5 allows no redis-py with the fix)."""
 
 
 def _messages_held() -> bytes:
