@@ -13,7 +13,7 @@ import click
 
 from autograder import settings
 from autograder.course import Course, CourseError
-from autograder.grading.parts import QUEUES, Part
+from autograder.grading.parts import GPU_TESTS, QUEUES, Part
 
 course_option = click.option("--course", "course_root", type=click.Path(file_okay=False, path_type=Path), default=".",
                              show_default=True,
@@ -108,7 +108,7 @@ def validate_command(
 @click.option("--backend", type=click.Choice(["local", "celery"]), default="local", show_default=True,
               help="local: worker processes here. celery: tasks on Redis queues cpu/gpu for `course worker`s.")
 @broker_option
-@click.option("--gpu-tests", type=click.Choice(["here", "wait"]), default="here", show_default=True,
+@click.option("--gpu-tests", type=click.Choice(GPU_TESTS), default="here", show_default=True,
               help="Local backend: grade GPU-tagged tests here (CPU smoke budgets without CUDA), or leave them "
                    "'waiting for GPU runner' for a Celery gpu worker.")
 @click.option("--no-wait", is_flag=True,

@@ -27,11 +27,10 @@ def course(released):
     fixture_course = released  # ps1 released, solutions executed
     submit(fixture_course, "ps1", "classmate")  # another student's submission, which must stay private
     from autograder.grading.results import SubmissionResult
-    from autograder.records.gradebook import write_grades
+    from autograder.records.gradebook import GradebookWriter
 
-    write_grades(
-        fixture_course, AssignmentSource.load(fixture_course, "ps1").notebooks, [SubmissionResult("classmate", "ps1")]
-    )
+    with GradebookWriter(fixture_course, "ps1", AssignmentSource.load(fixture_course, "ps1").notebooks) as gradebook:
+        gradebook.write(SubmissionResult("classmate", "ps1"))
     return fixture_course
 
 

@@ -50,10 +50,6 @@ class ReleaseReport:
         released = f"released {len(self.notebooks)} notebook(s) in {self.release_seconds:.2f} s"
         return f"{self.assignment}: {released}{solutions}"
 
-    @property
-    def release_seconds_per_notebook(self) -> float:
-        return self.release_seconds / max(1, len(self.notebooks))
-
 
 def read_source_notebook(path: Path, check_metadata: bool = True) -> NotebookNode:
     """Read and check one source notebook; any problem is one line naming the file and the cell.

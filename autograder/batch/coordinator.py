@@ -41,8 +41,6 @@ from autograder.grading.results import SubmissionResult
 from autograder.records.gradebook import GradebookWriter
 from autograder.records.reports import write_grades_csv, write_results_json
 
-BACKENDS = ("local", "celery")
-GPU_TESTS = ("here", "wait")
 CSV_EVERY_S = 5.0  # while parts keep arriving, grades.csv is rewritten at most this often
 
 

@@ -181,10 +181,6 @@ class JobTable:
         )
         return {(student, part): (digest, task_id) for student, part, digest, task_id in rows}
 
-    def part_result(self, assignment: str, student: str, part: str) -> SubmissionResult | None:
-        row = self.row(assignment, student, part)
-        return result_from_json(row[3]) if row is not None and row[1] in ("done", "failed") else None
-
     def result(self, assignment: str, student: str) -> SubmissionResult | None:
         """A submission's latest result: its "all" part, or its "cpu" part merged with its "gpu" part
         (whose tests stay pending until that is done). The parts of its latest content count."""

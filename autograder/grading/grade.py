@@ -40,12 +40,6 @@ class Timeouts:
     basis: str = "fixed"  # how they were decided (time_limits.Limits.basis)
 
     @classmethod
-    def from_course(cls, course: Course) -> Timeouts:
-        """The course's fixed ceilings (ExecutePreprocessor.timeout for a cell), for no assignment in particular."""
-        cell = course.config.ExecutePreprocessor.get("timeout", cls.cell_s)
-        return cls(cell_s=float(cell or cls.cell_s))
-
-    @classmethod
     def for_assignment(cls, course: Course, source: AssignmentSource, gpu: bool = False) -> Timeouts:
         """Limits derived from the posted solutions' measured run time (time_limits.py): the slowest cell
         and the longest notebook of the assignment. gpu: graded on a CUDA runner, on the GPU budget."""

@@ -103,6 +103,7 @@ class Part(StrEnum):
 
 
 QUEUES = tuple(dict.fromkeys(part.queue for part in Part))
+GPU_TESTS = ("here", "wait")  # the local backend grades GPU tests here, or leaves them for a GPU worker
 
 
 def gpu_test_ids(notebooks: dict[str, NotebookNode]) -> set[str]:

@@ -15,13 +15,12 @@ from autograder.sandbox.inside import wire
 
 
 class StudentObject:
-    __slots__ = ("_link", "_id", "_type", "_callable")
+    __slots__ = ("_link", "_id", "_type")
 
     def __init__(self, link: StudentLink, tree: dict):
         self._link = link
         self._id = tree.get("id")
         self._type = str(tree.get("type", "object"))[:100]
-        self._callable = bool(tree.get("callable"))
 
     def __del__(self) -> None:
         """The judge no longer holds this object: the student process may drop it (with the next request)."""

@@ -10,7 +10,6 @@ Roles (decided from nbgrader metadata, the same way nbgrader decides them):
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -125,8 +124,3 @@ def split_hidden(source: str) -> list[tuple[bool, str]]:
     return result
 
 
-_MARKER = re.compile(r"^\s*### (BEGIN|END) (SOLUTION|HIDDEN TESTS)\s*$", re.MULTILINE)
-
-
-def has_markers(source: str) -> bool:
-    return bool(_MARKER.search(source))

@@ -324,10 +324,3 @@ class GradebookWriter:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def write_grades(course: Course, notebooks: dict[str, NotebookNode], results: list[SubmissionResult]) -> None:
-    for assignment in sorted({result.assignment for result in results}):
-        with GradebookWriter(course, assignment, notebooks) as writer:
-            for result in results:
-                if result.assignment == assignment:
-                    writer.write(result)
