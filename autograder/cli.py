@@ -121,14 +121,11 @@ def grade_command(
 ) -> None:  # fmt: skip
     """Grade submitted/<student>/<ASSIGNMENT>/ for every student, tamper-proof, in parallel.
 
-    Each notebook runs in a sandboxed student process; the source's tests run in a separate trusted
-    judge. Writes the gradebook (nbgrader schema), autograded/<student>/<ASSIGNMENT>/,
-    reports/<ASSIGNMENT>/grades.csv and reports/<ASSIGNMENT>/results/<student>.json. Resumable: run it
-    again after an interruption and it grades only what is left; unchanged submissions are not re-run.
-    With --backend celery, CPU parts go to queue cpu and GPU-tagged tests to queue gpu (CUDA runners);
-    this command waits for both and merges them.
+    Student code runs sandboxed; the source's tests run in a separate trusted judge. Writes the gradebook,
+    autograded/, reports/<ASSIGNMENT>/grades.csv and results/<student>.json. Resumable and idempotent.
+    With --backend celery, GPU-tagged tests go to queue gpu (CUDA runners) and are merged back.
 
-    Exit code: 0 all graded cleanly; 1 graded, but some submissions had problems (each recorded with its
+    Exit code: 0 all graded cleanly; 1 graded, some submissions had problems (each recorded with its
     reason); 2 the grader itself failed; 130 interrupted (run again to finish).
     """
     if backend == "local":
@@ -159,9 +156,8 @@ def grade_command(
 def worker_command(queue: str, concurrency: int, broker: str | None) -> None:
     """Run a Celery grading worker for `course grade --backend celery`.
 
-    --queue gpu is a CUDA runner: it starts only where torch.cuda.is_available() (checked here) and gives
-    each of its processes a GPU through CUDA_VISIBLE_DEVICES; several gradings may share one GPU. The
-    worker reads courses at the paths the coordinator sends (same machine or a shared filesystem).
+    --queue gpu starts only with CUDA and gives each process a GPU (CUDA_VISIBLE_DEVICES). The worker
+    reads courses at the paths the coordinator sends (same machine or a shared filesystem).
     """
     from autograder.batch.celery_app import run_worker
 
