@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import atexit
 import os
-import sys
-import threading
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
-from autograder import settings
-from autograder.course import Course, CourseError
+from autograder.command import CourseGroup, run
+from autograder.course import BROKER_URL_ENV, DEFAULT_BROKER_URL, Course
 from autograder.grading.parts import GPU_TESTS, QUEUES, Part
 
 course_option = click.option("--course", "course_root", type=click.Path(file_okay=False, path_type=Path), default=".",
@@ -20,8 +17,8 @@ course_option = click.option("--course", "course_root", type=click.Path(file_oka
                              help="The course directory (holds nbgrader_config.py, source/, release/, submitted/).")
 workers_option = click.option("--workers", type=int, default=os.cpu_count() or 1, show_default="number of cores",
                               help="Grading workers running in parallel.")  # fmt: skip
-broker_option = click.option("--broker", help=f"Redis URL of the Celery backend  [default: {settings.BROKER_URL_ENV}, "
-                             f"else c.Grader.broker_url, else {settings.DEFAULT_BROKER_URL}]")
+broker_option = click.option("--broker", help=f"Redis URL of the Celery backend  [default: {BROKER_URL_ENV}, "
+                             f"else c.Grader.broker_url, else {DEFAULT_BROKER_URL}]")
 
 
 def _assignments(course: Course, assignments: tuple[str, ...], all_: bool) -> list[str]:
@@ -32,7 +29,7 @@ def _assignments(course: Course, assignments: tuple[str, ...], all_: bool) -> li
     return list(assignments)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CourseGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Release, grade and validate the deep-learning course.
 
@@ -180,13 +177,7 @@ def grade_one_command(submission: Path, assignment: str, results_path: Path, par
     """
     from autograder.grading.grade_one import grade_one, summary
 
-    try:
-        result = grade_one(Course.load(course_root), assignment, submission, results_path, part)
-    except CourseError:
-        raise
-    except Exception as error:  # a bug or a broken machine, never the submission: grading records those
-        click.echo(f"error: the grader failed: {type(error).__name__}: {error}", err=True)
-        raise SystemExit(2) from None
+    result = grade_one(Course.load(course_root), assignment, submission, results_path, part)
     click.echo(summary(result, results_path))
 
 
@@ -304,41 +295,9 @@ def check_command(notebook: Path, timeout: int | None, course_root: Path) -> Non
         raise SystemExit(1)
 
 
-def _exit_without_teardown(code: object) -> NoReturn:
-    """End the `course` command once its work is done: wait for its own threads, run the atexit hooks, flush
-    the output, and leave without the interpreter's teardown of every imported module (torch, nbgrader...),
-    which the command does not need and a CI job or an instructor would wait for."""
-    if code is None:
-        code = 0
-    elif not isinstance(code, int):  # sys.exit("message"), as the interpreter would print it
-        print(code, file=sys.stderr)
-        code = 1
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except OSError:  # a reader that went away (`course grade | head`): nothing left to tell it
-            code = code or 1
-    os._exit(code)
-
-
 def main() -> NoReturn:
     """The `course` command. Tests call `cli` instead: this one ends the process."""
-    code: object = 0
-    try:
-        cli(standalone_mode=True)
-    except SystemExit as done:
-        code = done.code
-    except CourseError as error:
-        click.echo(f"error: {error}", err=True)
-        code = 2
-    finally:
-        if "autograder.batch.judge_server" in sys.modules:  # a verb that started the local pool's forkserver
-            sys.modules["autograder.batch.judge_server"].stop()
-    _exit_without_teardown(code)
+    run(cli)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import settings
 from autograder.batch import pool
 from autograder.batch.coordinator import grade_batch
+from autograder.course import FAKE_CUDA_ENV
 from autograder.grading import parts
 from autograder.grading.grade import AssignmentSource, grade_submission
 from tests.helpers import submit
@@ -59,7 +59,7 @@ def test_a_cpu_grading_leaves_gpu_tests_waiting_for_a_gpu_runner_in_every_report
 
 
 def test_a_gpu_part_is_refused_by_a_worker_without_cuda(ps2, monkeypatch):
-    monkeypatch.delenv(settings.FAKE_CUDA_ENV, raising=False)
+    monkeypatch.delenv(FAKE_CUDA_ENV, raising=False)
     parts.cuda_device_count.cache_clear()
     if parts.cuda_device_count():
         pytest.skip("this machine has CUDA")

@@ -31,9 +31,9 @@ from celery import Celery
 from celery.exceptions import Reject
 from celery.signals import worker_process_init
 
-from autograder import settings
 from autograder.batch.outcome import Outcome
 from autograder.batch.pool import MAX_ATTEMPTS, GradingSlot, Job, limit_threads
+from autograder.course import broker_url, visibility_timeout_s
 from autograder.grading.parts import QUEUES, NoCuda, Part, cuda_device_count
 from autograder.sandbox import confine
 
@@ -43,10 +43,10 @@ app = Celery("autograder")
 
 
 def configure(url: str | None = None, course=None) -> Celery:
-    """Point the app at Redis: the URL given, else settings.broker_url's choice (env, course config)."""
-    url = settings.broker_url(url, course)
+    """Point the app at Redis: the URL given, else course.broker_url's choice (env, course config)."""
+    url = broker_url(url, course)
     # Longer than the longest job: a task is redelivered only after its worker has been gone this long.
-    transport = {"visibility_timeout": settings.visibility_timeout_s()}
+    transport = {"visibility_timeout": visibility_timeout_s()}
     app.conf.update(
         broker_url=url,
         result_backend=url,

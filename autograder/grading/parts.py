@@ -25,8 +25,7 @@ if TYPE_CHECKING:
 
     from autograder.sandbox.confine import Limits
 
-from autograder import settings
-from autograder.course import CourseError
+from autograder.course import CourseError, fake_cuda
 from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 from autograder.notebook import cells
 
@@ -45,7 +44,7 @@ class NoCuda(CourseError):
 def cuda_device_count() -> int:
     """How many CUDA devices this machine's torch sees, asked in a fresh Python: a worker must not
     initialise CUDA itself before it forks (its children would inherit a broken CUDA context)."""
-    if settings.fake_cuda():
+    if fake_cuda():
         return 1
     if not glob.glob("/dev/nvidia*"):  # no NVIDIA driver: no need to start torch to know
         return 0

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import course_utils
-from autograder import settings
+from autograder.course import NO_BUBBLEWRAP_ENV, bubblewrap_turned_off
 from autograder.sandbox import inside
 
 RUNNER_FILES = ("wire.py", "student_runner.py", "zygote.py", "kernel_objects.py")
@@ -160,8 +160,8 @@ def stage_runner(folder: Path) -> None:
 @functools.cache
 def bubblewrap_problem() -> str | None:
     """None when bubblewrap can build our sandbox here, else the reason it cannot."""
-    if settings.bubblewrap_turned_off():
-        return f"bubblewrap turned off by {settings.NO_BUBBLEWRAP_ENV}"
+    if bubblewrap_turned_off():
+        return f"bubblewrap turned off by {NO_BUBBLEWRAP_ENV}"
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return "bubblewrap (bwrap) is not installed"
