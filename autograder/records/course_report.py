@@ -15,12 +15,12 @@ import csv
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 
 from autograder.course import Course
 from autograder.grading.results import CellResult, SubmissionResult
-from autograder.records.feedback import STYLE, is_waiting_for_gpu
+from autograder.records.feedback import is_waiting_for_gpu
+from autograder.records.html import render
 
 # A number standing alone: "3.1e-02", "-1", "[2, 3]"; not the digits inside "float64" or "7f3a".
 NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?!\w)")
@@ -119,22 +119,17 @@ def _histogram(path: Path, scores: list[float], max_points: float, title: str) -
     plt.close(figure)
 
 
-def _question_section(question: QuestionStats, image: str) -> str:
-    failures = "".join(
-        f"<li>{escape(question.examples[key])} <b>(&times;{count})</b>"
-        + (f"<br><small>pattern: {escape(key)}</small>" if key != question.examples[key] else "")
-        + "</li>"
+def _question(question: QuestionStats) -> dict:
+    failures = [
+        {"example": question.examples[key], "count": count, "pattern": key if key != question.examples[key] else ""}
         for key, count in question.common_failures()
-    )
-    waiting = f"<li>{question.waiting} waiting for GPU runner</li>" if question.waiting else ""
-    return (
-        f"<h3>{escape(question.notebook)}: {escape(question.grade_id)} ({question.max_points:g} points)</h3>"
-        f'<img src="{escape(image)}" alt="score histogram of {escape(question.grade_id)}">'
-        f"<ul><li>mean {question.mean:.2f} / {question.max_points:g}</li>"
-        f"<li>pass rate (full points) {question.pass_rate:.0%} ({question.passed} of {len(question.scores)})</li>"
-        f"<li>lost points: {question.lost}</li>{waiting}</ul>"
-        + (f"<p>Most common failures:</p><ol>{failures}</ol>" if failures else "")
-    )
+    ]
+    return {
+        "notebook": question.notebook, "grade_id": question.grade_id, "max_points": f"{question.max_points:g}",
+        "image": _file_name(question.grade_id), "mean": f"{question.mean:.2f} / {question.max_points:g}",
+        "pass_rate": f"{question.pass_rate:.0%} ({question.passed} of {len(question.scores)})",
+        "lost": question.lost, "waiting": question.waiting, "failures": failures,
+    }  # fmt: skip
 
 
 def render_report(assignment: str, results: list[SubmissionResult], questions: list[QuestionStats]) -> str:
@@ -142,24 +137,14 @@ def render_report(assignment: str, results: list[SubmissionResult], questions: l
     totals = [r.score for r in ordered]
     auto_max = max((r.auto_max for r in ordered), default=0.0)
     mean = sum(totals) / len(totals) if totals else 0.0
-    manual = sum(any(c.manual and not is_waiting_for_gpu(c) for c in r.cells) for r in ordered)
-    problems = "".join(
-        f"<tr><td>{escape(r.student)}</td><td>{escape('; '.join(r.problems))}</td></tr>" for r in ordered if r.problems
-    )
-    problem_table = (
-        f"<table><tr><th>student</th><th>problems</th></tr>{problems}</table>"
-        if problems
-        else "<p>No submission had problems.</p>"
-    )
-    sections = "".join(_question_section(q, _file_name(q.grade_id)) for q in questions)
-    title = f"{assignment}: course report"
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
-        f"<p>{len(ordered)} submission(s); mean autograded score {mean:.2f} / {auto_max:g}; "
-        f"{manual} with manually graded questions pending.</p>"
-        '<img src="score_histogram.png" alt="histogram of autograded scores">'
-        f"<h2>Questions</h2>{sections}<h2>Submissions with problems</h2>{problem_table}</body></html>\n"
+    return render(
+        "course_report.html.j2",
+        title=f"{assignment}: course report",
+        submissions=len(ordered),
+        mean=f"{mean:.2f} / {auto_max:g}",
+        manual=sum(any(c.manual and not is_waiting_for_gpu(c) for c in r.cells) for r in ordered),
+        questions=[_question(q) for q in questions],
+        problems=[(r.student, "; ".join(r.problems)) for r in ordered if r.problems],
     )
 
 

@@ -12,26 +12,13 @@ Visibility: before the grades are published a test that failed inside its hidden
 
 from __future__ import annotations
 
-from html import escape
 from pathlib import Path
 
 from autograder.course import Course
 from autograder.grading.results import CellResult, SubmissionResult
+from autograder.records.html import render
 
 WAITING_FOR_GPU = "waiting for GPU runner"
-
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
-table { border-collapse: collapse; width: 100%; margin-bottom: 1.5em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
-th { background: #f2f2f2; }
-.passed { color: #1a7f37; font-weight: bold; }
-.failed { color: #cf222e; font-weight: bold; }
-.partial { color: #9a6700; font-weight: bold; }
-.pending { color: #555; font-style: italic; }
-pre { white-space: pre-wrap; margin: 0.3em 0 0; font-size: 0.9em; background: #f6f8fa; padding: 0.3em; }
-"""
-
 
 def feedback_dir(course: Course) -> Path:
     return course.root / course.config.CourseDirectory.get("feedback_directory", "feedback")
@@ -63,26 +50,15 @@ def _message(cell: CellResult, published: bool) -> str:
 
 def _score_text(cell: CellResult) -> str:
     if cell.manual or is_waiting_for_gpu(cell):
-        return f"&ndash; / {cell.max_points:g}"
+        return f"\u2013 / {cell.max_points:g}"
     return f"{cell.score:g} / {cell.max_points:g}"
 
 
-def _cell_row(cell: CellResult, published: bool) -> str:
+def _row(cell: CellResult, published: bool) -> dict:
     css, word = _verdict(cell)
-    details = escape(_message(cell, published))
-    if cell.output and not cell.manual:
-        details += f"<pre>{escape(cell.output)}</pre>"
-    name = escape(cell.grade_id) + (" <small>(GPU)</small>" if cell.gpu else "")
-    return (
-        f'<tr><td>{name}</td><td>{_score_text(cell)}</td><td class="{css}">{escape(word)}</td><td>{details}</td></tr>'
-    )
-
-
-def _notes(title: str, lines: list[str]) -> str:
-    if not lines:
-        return ""
-    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
-    return f"<h3>{escape(title)}</h3><ul>{items}</ul>"
+    output = cell.output if cell.output and not cell.manual else ""
+    return {"grade_id": cell.grade_id, "gpu": cell.gpu, "points": _score_text(cell), "css": css, "word": word,
+            "message": _message(cell, published), "output": output}  # fmt: skip
 
 
 def _for_notebook(lines: list[str], notebook: str) -> list[str]:
@@ -91,37 +67,25 @@ def _for_notebook(lines: list[str], notebook: str) -> list[str]:
 
 
 def render_feedback(result: SubmissionResult, published: bool) -> str:
-    notebooks = list(dict.fromkeys(cell.notebook for cell in result.cells))
+    names = list(dict.fromkeys(cell.notebook for cell in result.cells))
+    notebooks = [
+        {"name": name, "rows": [_row(cell, published) for cell in result.cells if cell.notebook == name],
+         "problems": _for_notebook(result.problems, name), "findings": _for_notebook(result.findings, name)}
+        for name in names
+    ]  # fmt: skip
+    elsewhere = [line for line in result.problems if not any(line.startswith(f"{nb}: ") for nb in names)]
+    other_notes = [line for line in result.findings if not any(line.startswith(f"{nb}: ") for nb in names)]
     manual_pending = sum(cell.max_points for cell in result.cells if cell.manual and not is_waiting_for_gpu(cell))
-    gpu_pending = [cell for cell in result.cells if is_waiting_for_gpu(cell)]
-    header = [
-        f"<p>Autograded score: <b>{result.score:g} / {result.auto_max:g}</b></p>",
-    ]
-    if manual_pending:
-        header.append(f"<p>Manually graded points pending: {manual_pending:g}</p>")
-    if gpu_pending:
-        header.append(f"<p>{len(gpu_pending)} test(s) {WAITING_FOR_GPU}: their points are not counted yet.</p>")
-    if not published and any(cell.has_hidden for cell in result.cells):
-        header.append("<p>Some tests have hidden parts; their details are published with the grades.</p>")
-
-    body = []
-    for notebook in notebooks:
-        rows = "".join(_cell_row(cell, published) for cell in result.cells if cell.notebook == notebook)
-        body.append(
-            f"<h2>{escape(notebook)}</h2><table><tr><th>test</th><th>points</th><th>result</th><th>details</th></tr>"
-            f"{rows}</table>"
-            + _notes("Problems", _for_notebook(result.problems, notebook))
-            + _notes("Notes", _for_notebook(result.findings, notebook))
-        )
-    general = [line for line in result.problems if not any(line.startswith(f"{nb}: ") for nb in notebooks)]
-    notes = [line for line in result.findings if not any(line.startswith(f"{nb}: ") for nb in notebooks)]
-    body.append(_notes("Problems", general) + _notes("Notes", notes))
-
-    title = f"{result.assignment}: feedback for {result.student}"
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{escape(title)}</h1>{''.join(header)}{''.join(body)}</body></html>\n"
+    return render(
+        "feedback.html.j2",
+        title=f"{result.assignment}: feedback for {result.student}",
+        score=f"{result.score:g} / {result.auto_max:g}",
+        manual_pending=f"{manual_pending:g}" if manual_pending else "",
+        gpu_pending=sum(is_waiting_for_gpu(cell) for cell in result.cells),
+        hidden_note=not published and any(cell.has_hidden for cell in result.cells),
+        notebooks=notebooks,
+        problems=elsewhere,
+        findings=other_notes,
     )
 
 
