@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import html
 import io
 import json
 import os
 import sys
 import traceback
 from dataclasses import dataclass, field
+
+import jinja2
 
 from course_utils import rules
 
@@ -88,21 +89,37 @@ class TestResult:
 
 # --- what the cell shows: HTML in JupyterLab, text in a terminal -----------------------------------------
 
-_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "ERROR": "#9a6700"}
-
-
-def _status_td(status: str) -> str:
-    style = f"color:{_COLOURS[status]};font-weight:bold"
-    return f'<td class="{status.lower()}" style="{style}">{status}</td>'
-
-
-def _message_html(row: Row) -> str:
-    text = html.escape(row.message).replace("\n", "<br>")
-    if row.hint:
-        text += f"<br><i>hint: {html.escape(row.hint)}</i>"
-    if row.note:
-        text += f"<br>{html.escape(row.note)}"
-    return text
+# The tables Jupyter shows. Autoescape: test code and messages are text, never markup.
+_HTML = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+_HTML.globals["colours"] = {"PASS": "#1a7f37", "FAIL": "#cf222e", "ERROR": "#9a6700"}
+_MACROS = """
+{% macro status(s) %}
+<td class="{{ s.lower() }}" style="color:{{ colours[s] }};font-weight:bold">{{ s }}</td>
+{% endmacro %}
+{% macro message(row) %}
+{% for line in row.message.split("\\n") %}{% if not loop.first %}<br>{% endif %}{{ line }}{% endfor %}
+{% if row.hint %}<br><i>hint: {{ row.hint }}</i>{% endif %}
+{% if row.note %}<br>{{ row.note }}{% endif %}
+{% endmacro %}
+"""
+_TEST_TABLE = _HTML.from_string(_MACROS + """
+<table class="course-selfcheck"><caption>{{ test.headline() }}</caption>
+{% for row in test.rows %}
+<tr>{{ status(row.status) }}<td>{{ "line %d" % row.line if row.line else "" }}</td><td><code>{{ row.code }}</code></td>
+<td>{{ message(row) }}</td></tr>
+{% endfor %}
+</table>
+""")
+_NOTEBOOK_TABLE = _HTML.from_string(_MACROS + """
+<table class="course-selfcheck">
+{% for test in tests %}
+{% set problem = test.first_problem %}
+<tr>{{ status(test.status) }}<td>{{ test.grade_id }}</td><td>{{ test.passed }} of {{ test.checks }}</td>
+<td>{% if problem %}{{ "line %d: " % problem.line if problem.line else "" }}{{ message(problem) }}{% endif %}</td></tr>
+{% endfor %}
+<tfoot><tr><td colspan="4"><b>{{ summary }}</b></td></tr></tfoot>
+</table>
+""")
 
 
 def _text_lines(row: Row, first: str) -> list[str]:
@@ -126,13 +143,7 @@ class CheckResult:
         return self.test.ok
 
     def _repr_html_(self) -> str:
-        rows = [
-            f"<tr>{_status_td(row.status)}<td>{'line ' + str(row.line) if row.line else ''}</td>"
-            f"<td><code>{html.escape(row.code)}</code></td><td>{_message_html(row)}</td></tr>"
-            for row in self.test.rows
-        ]
-        caption = html.escape(self.test.headline())
-        return f'<table class="course-selfcheck"><caption>{caption}</caption>{"".join(rows)}</table>'
+        return _TEST_TABLE.render(test=self.test).strip()
 
     def __str__(self) -> str:
         lines = [self.test.headline()]
@@ -162,19 +173,7 @@ class NotebookResult:
         return f"Public tests passed: {self.passed} of {len(self.tests)}"
 
     def _repr_html_(self) -> str:
-        rows = []
-        for test in self.tests:
-            problem = test.first_problem
-            detail = ""
-            if problem is not None:
-                where = f"line {problem.line}: " if problem.line else ""
-                detail = html.escape(where) + _message_html(problem)
-            rows.append(
-                f"<tr>{_status_td(test.status)}<td>{html.escape(test.grade_id)}</td>"
-                f"<td>{test.passed} of {test.checks}</td><td>{detail}</td></tr>"
-            )
-        footer = f'<tfoot><tr><td colspan="4"><b>{html.escape(self.summary())}</b></td></tr></tfoot>'
-        return f'<table class="course-selfcheck">{"".join(rows)}{footer}</table>'
+        return _NOTEBOOK_TABLE.render(tests=self.tests, summary=self.summary()).strip()
 
     def __str__(self) -> str:
         width = max((len(test.grade_id) for test in self.tests), default=0)
