@@ -19,7 +19,7 @@ SYSCTL = "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
 
 def parse(text: str) -> dict:
     data = yaml.safe_load(text)
-    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads the key `on` as true
+    assert True not in data, "the key `on` must be quoted, or YAML 1.1 readers see the boolean true"
     return data
 
 

@@ -24,93 +24,81 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from autograder.course import Course
 from autograder.grading import parts
 from autograder.grading.grade import AssignmentSource
+from autograder.grading.parts import Part
 
 PYTHON_VERSION = "3.11"
 
-_HEADER = """\
+HEADER = """\
 # Grades {assignment} with the course's tamper-proof grader (`course grade-one`) on every push.
 # Written by `course ci-template`. Set up once in the student's repository (or the organisation):
 #   variable COURSE_REPOSITORY  owner/name of the PRIVATE course repository (it holds the hidden tests)
 #   secret   COURSE_TOKEN       a read-only token for that repository
 # The hidden tests are fetched from there, never from this repository. A student can edit this file:
 # treat its score as feedback; grades come from `course grade` on the instructor's side.
-name: grade {assignment}
-
-on:
-  push:
-  pull_request:
-  workflow_dispatch:
-
-permissions:
-  contents: read
-
-env:
-  ASSIGNMENT: {assignment}
-  NOTEBOOK: {notebook}
-
-jobs:
 """
 
-_JOB = """\
-  {job}:
-    runs-on: {runs_on}
-    timeout-minutes: {timeout}
-    steps:
-      - name: Check out the submission (this repository)
-        uses: actions/checkout@v4
-        with:
-          path: submission
-          persist-credentials: false
-      - name: Check out the course and its hidden tests (private repository, never this one)
-        uses: actions/checkout@v4
-        with:
-          repository: ${{{{ vars.COURSE_REPOSITORY }}}}
-          token: ${{{{ secrets.COURSE_TOKEN }}}}
-          path: course
-          persist-credentials: false
-{setup_python}      - name: Install the course
-        id: install
-        shell: bash
-        run: |
-          sudo -n apt-get update -qq && sudo -n apt-get install -y -qq bubblewrap || echo "no bubblewrap: see below"
-          course/scripts/setup.sh
-      - name: Let bubblewrap create user namespaces (Ubuntu 24.04 blocks them through AppArmor)
-        id: userns
-        shell: bash
-        run: |
-          if sudo -n sysctl -w kernel.apparmor_restrict_unprivileged_userns=0; then
-            echo "sandbox: unprivileged user namespaces allowed, bubblewrap can isolate student code"
-          else
-            echo "::warning::could not lift AppArmor's user-namespace restriction (see the Grade step's isolation)"
-          fi
-      - name: Grade (exit 0 whatever the score; a failure here is the grader's)
-        id: grade
-        shell: bash
-        run: |
-          course/.venv/bin/course grade-one "submission/$NOTEBOOK" --assignment "$ASSIGNMENT" --part {part} \\
-            --course course --results {results} | tee grade.log
-          cat grade.log >> "${{GITHUB_STEP_SUMMARY:-/dev/null}}"
-          if ! grep -q "(isolation: bubblewrap)" grade.log; then
-            echo "::warning::graded with REDUCED isolation: student code could read files on this runner"
-          fi
-      - name: Keep results.json
-        if: always()
-        uses: actions/upload-artifact@v4
-        with:
-          name: {artifact}
-          path: {results}
-          if-no-files-found: warn
+INSTALL = """\
+sudo -n apt-get update -qq && sudo -n apt-get install -y -qq bubblewrap || echo "no bubblewrap: see below"
+course/scripts/setup.sh
 """
 
-_SETUP_PYTHON = f"""\
-      - name: Python {PYTHON_VERSION}
-        uses: actions/setup-python@v5
-        with:
-          python-version: "{PYTHON_VERSION}"
+ALLOW_USER_NAMESPACES = """\
+if sudo -n sysctl -w kernel.apparmor_restrict_unprivileged_userns=0; then
+  echo "sandbox: unprivileged user namespaces allowed, bubblewrap can isolate student code"
+else
+  echo "::warning::could not lift AppArmor's user-namespace restriction (see the Grade step's isolation)"
+fi
 """
+
+GRADE = """\
+course/.venv/bin/course grade-one "submission/$NOTEBOOK" --assignment "$ASSIGNMENT" --part {part} \\
+  --course course --results {results} | tee grade.log
+cat grade.log >> "${{GITHUB_STEP_SUMMARY:-/dev/null}}"
+if ! grep -q "(isolation: bubblewrap)" grade.log; then
+  echo "::warning::graded with REDUCED isolation: student code could read files on this runner"
+fi
+"""
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for multi-line strings (the run: scripts), so the file reads like a hand-written one."""
+
+
+def _string(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+
+
+_Dumper.add_representer(str, _string)
+
+
+def _checkout(name: str, **more: str) -> dict:
+    return {"name": name, "uses": "actions/checkout@v4", "with": {**more, "persist-credentials": False}}
+
+
+def _job(runs_on: str | list[str], timeout: int, part: Part, results: str, artifact: str, python: bool) -> dict:
+    steps = [
+        _checkout("Check out the submission (this repository)", path="submission"),
+        _checkout("Check out the course and its hidden tests (private repository, never this one)",
+                  repository="${{ vars.COURSE_REPOSITORY }}", token="${{ secrets.COURSE_TOKEN }}", path="course"),
+    ]  # fmt: skip
+    if python:  # a self-hosted runner brings its own Python
+        steps.append({"name": f"Python {PYTHON_VERSION}", "uses": "actions/setup-python@v5",
+                      "with": {"python-version": PYTHON_VERSION}})  # fmt: skip
+    steps += [
+        {"name": "Install the course", "id": "install", "shell": "bash", "run": INSTALL},
+        {"name": "Let bubblewrap create user namespaces (Ubuntu 24.04 blocks them through AppArmor)",
+         "id": "userns", "shell": "bash", "run": ALLOW_USER_NAMESPACES},
+        {"name": "Grade (exit 0 whatever the score; a failure here is the grader's)", "id": "grade",
+         "shell": "bash", "run": GRADE.format(part=part.value, results=results)},
+        {"name": "Keep results.json", "if": "always()", "uses": "actions/upload-artifact@v4",
+         "with": {"name": artifact, "path": results, "if-no-files-found": "warn"}},
+    ]  # fmt: skip
+    return {"runs-on": runs_on, "timeout-minutes": timeout, "steps": steps}
 
 
 def workflow(course: Course, assignment: str, gpu_job: bool | None = None) -> str:
@@ -119,27 +107,18 @@ def workflow(course: Course, assignment: str, gpu_job: bool | None = None) -> st
     source = AssignmentSource.load(course, assignment)
     if gpu_job is None:
         gpu_job = parts.has_gpu_tests(source.notebooks)
-    text = _HEADER.format(assignment=assignment, notebook=next(iter(source.notebooks)))
-    text += _JOB.format(
-        job="grade",
-        runs_on="ubuntu-24.04",
-        timeout=60,
-        setup_python=_SETUP_PYTHON,
-        part="cpu" if gpu_job else "all",
-        results="results.json",
-        artifact="results",
-    )
+    jobs = {"grade": _job("ubuntu-24.04", 60, Part.CPU if gpu_job else Part.ALL, "results.json", "results", True)}
     if gpu_job:
-        text += "\n" + _JOB.format(
-            job="grade-gpu",
-            runs_on="[self-hosted, gpu]",
-            timeout=120,
-            setup_python="",  # a self-hosted runner brings its own Python
-            part="gpu",
-            results="results-gpu.json",
-            artifact="results-gpu",
-        )
-    return text
+        jobs["grade-gpu"] = _job(["self-hosted", "gpu"], 120, Part.GPU, "results-gpu.json", "results-gpu", False)
+    document = {
+        "name": f"grade {assignment}",
+        "on": {"push": None, "pull_request": None, "workflow_dispatch": None},
+        "permissions": {"contents": "read"},
+        "env": {"ASSIGNMENT": assignment, "NOTEBOOK": next(iter(source.notebooks))},
+        "jobs": jobs,
+    }
+    text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=120, default_flow_style=False)
+    return HEADER.format(assignment=assignment) + text
 
 
 def write_workflow(course: Course, assignment: str, out: Path, gpu_job: bool | None = None) -> Path:
