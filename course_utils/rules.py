@@ -81,37 +81,74 @@ def _exists(dotted: str) -> bool:
     return False
 
 
-def _dotted_names(value, field: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value or not all(isinstance(name, str) and name for name in value):
-        raise RuleError(f"{field} must be a non-empty list of dotted names, not {value!r}")
-    return tuple(value)
+_NAMES = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1},
+          "description": "{where} must be a non-empty list of dotted names, not {value!r}"}  # fmt: skip
+_NAMES["items"]["description"] = _NAMES["description"]
+# What a source cell's metadata["course"] may hold: the self-check marker release writes, and a rule.
+# Every "description" is the message for a value that breaks that part of the schema.
+COURSE_METADATA_SCHEMA = {
+    "type": "object",
+    "description": "course metadata: {error}",
+    "additionalProperties": False,
+    "properties": {
+        "selfcheck": {"type": "boolean"},
+        "forbid": _NAMES,
+        "must_be": {"type": "string", "description": "{where} must be text, not {value!r}"},
+        "require": {
+            "type": "array",
+            "minItems": 1,
+            "description": "{where} must be a non-empty list of {{function, any_of, why}}, not {value!r}",
+            "items": {
+                "type": "object",
+                "required": ["function", "any_of", "why"],
+                "additionalProperties": False,
+                "description": "each course.require entry has exactly the keys function, any_of, why: {value!r}",
+                "properties": {
+                    "function": {"type": "string", "minLength": 1, "description": "{where} must be text: {value!r}"},
+                    "any_of": _NAMES,
+                    "why": {"type": "string", "description": "{where} must be text: {value!r}"},
+                },
+            },
+        },
+    },
+}
 
 
-def _requirements(value) -> tuple[Requirement, ...]:
-    if not isinstance(value, list) or not value:
-        raise RuleError(f"course.require must be a non-empty list of {{function, any_of, why}}, not {value!r}")
-    found = []
-    for entry in value:
-        if not isinstance(entry, dict) or set(entry) != {"function", "any_of", "why"}:
-            raise RuleError(f"each course.require entry has exactly the keys function, any_of, why: {entry!r}")
-        if not isinstance(entry["function"], str) or not isinstance(entry["why"], str):
-            raise RuleError(f"course.require: function and why must be text: {entry!r}")
-        any_of = _dotted_names(entry["any_of"], "course.require any_of")
-        found.append(Requirement(entry["function"], any_of, entry["why"]))
-    return tuple(found)
+@functools.cache
+def _validator():
+    import jsonschema  # here: a student's self-check never needs it (no rule on its cells)
+
+    return jsonschema.Draft7Validator(COURSE_METADATA_SCHEMA)
+
+
+def check_course_metadata(course) -> None:
+    """RuleError, with the message of the part it breaks, unless a cell's metadata["course"] fits
+    COURSE_METADATA_SCHEMA."""
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator().iter_errors(course))
+    if error is None:
+        return
+    path = [str(part) for part in error.absolute_path if not isinstance(part, int)]  # ["require", "any_of"]
+    where = "course." + " ".join(path) if path else "course"
+    template = error.schema.get("description", "{where}: {error}")
+    raise RuleError(template.format(where=where, value=error.instance, error=error.message))
 
 
 def rule_of(metadata: dict, check_names: bool = True) -> Rule | None:
     """The rule a cell declares in metadata["course"], or None. check_names: every name it lists must
     exist (importable module, or an attribute of one)."""
     course = metadata.get("course")
-    if not isinstance(course, dict) or not ({"forbid", "require"} & set(course)):
+    if course is None:
         return None
-    forbid = _dotted_names(course["forbid"], "course.forbid") if "forbid" in course else ()
+    declares = isinstance(course, dict) and bool({"forbid", "require"} & set(course))
+    if check_names or declares:
+        check_course_metadata(course)  # authoring: a misspelt key ("forbids") must not silently switch a rule off
+    if not declares:
+        return None
+    forbid = tuple(course.get("forbid", ()))
     must_be = course.get("must_be", "written without " + ", ".join(forbid))
-    if not isinstance(must_be, str):
-        raise RuleError(f"course.must_be must be text, not {must_be!r}")
-    require = _requirements(course["require"]) if "require" in course else ()
+    require = tuple(Requirement(r["function"], tuple(r["any_of"]), r["why"]) for r in course.get("require", ()))
     if check_names:
         for field, listed in (("forbid", forbid), ("require", [n for r in require for n in r.any_of])):
             unknown = [name for name in listed if not _exists(name)]

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import jsonschema
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
@@ -14,6 +15,7 @@ from autograder.batch.coordinator import grade_batch
 from autograder.course import FAKE_CUDA_ENV
 from autograder.grading import parts
 from autograder.grading.grade import AssignmentSource, grade_submission
+from autograder.records.reports import RESULTS_SCHEMA
 from tests.helpers import submit
 
 DOUBLE_WRONG = "def double(x):\n    return x"
@@ -39,6 +41,7 @@ def test_a_cpu_grading_leaves_gpu_tests_waiting_for_a_gpu_runner_in_every_report
     assert len(report.waiting_for_gpu) == 2
 
     results = json.loads((ps2.reports_dir / "ps2" / "results" / "ada.json").read_text())
+    jsonschema.validate(results, json.loads(RESULTS_SCHEMA.read_text()))  # a pending test is still Gradescope's format
     train = next(t for t in results["tests"] if t["name"].endswith("test_train"))
     assert "score" not in train and train["output"] == "waiting for GPU runner"
     assert results["score"] == 2 and "1 GPU test(s) waiting for GPU runner" in results["output"]

@@ -11,36 +11,15 @@ from click.testing import CliRunner
 
 from autograder.cli import cli
 from autograder.course import REPO_ROOT
+from autograder.grading.parts import cuda_device_count
+from autograder.records.reports import RESULTS_SCHEMA
 
 A1 = "a1_backprop"
 SOLUTION = REPO_ROOT / "solutions" / A1 / f"{A1}.ipynb"
 BLANK = REPO_ROOT / "release" / A1 / f"{A1}.ipynb"
 
 # Gradescope's autograder results format (the fields we promise), as a JSON schema.
-GRADESCOPE_RESULTS = {
-    "type": "object",
-    "required": ["score", "execution_time", "tests"],
-    "properties": {
-        "score": {"type": "number"},
-        "execution_time": {"type": "number", "minimum": 0},
-        "output": {"type": "string"},
-        "tests": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["name", "score", "max_score", "output", "visibility"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1},
-                    "score": {"type": "number", "minimum": 0},
-                    "max_score": {"type": "number", "minimum": 0},
-                    "output": {"type": "string"},
-                    "visibility": {"enum": ["hidden", "after_due_date", "after_published", "visible"]},
-                },
-            },
-        },
-    },
-}
+GRADESCOPE_RESULTS = json.loads(RESULTS_SCHEMA.read_text())
 
 
 def grade_one(submission, tmp_path, *extra, assignment=A1, course=REPO_ROOT):
@@ -125,7 +104,7 @@ def test_a_crash_inside_the_grader_exits_2_without_results(tmp_path, monkeypatch
 
 def test_gpu_part_without_cuda_is_a_grader_failure(tmp_path):
     """The [self-hosted, gpu] CI job on a runner without CUDA: the runner is wrong, not the submission."""
-    code, data, output = grade_one(SOLUTION, tmp_path, "--part", "gpu")
-    if "torch sees none" not in output:
+    if cuda_device_count():
         pytest.skip("this machine has a CUDA GPU")
-    assert code == 2 and data is None
+    code, data, output = grade_one(SOLUTION, tmp_path, "--part", "gpu")
+    assert code == 2 and data is None and "has no CUDA" in output and "refuses GPU jobs" in output, output

@@ -69,6 +69,18 @@ def _declare(course, cell: str, forbid: list[str], must_be: str) -> None:
     nbformat.write(nb, path)
 
 
+def test_a_misspelt_rule_key_fails_release_with_file_and_cell(fixture_course):
+    """A typo must not switch a rule off silently: the course metadata schema refuses unknown keys."""
+    path = fixture_course.source_dir / "ps1" / "ps1.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    squares = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "squares")
+    squares.metadata["course"] = {"forbids": ["math"]}
+    nbformat.write(nb, path)
+    with pytest.raises(CourseError, match=r"ps1.ipynb: cell \d+: course metadata: .*'forbids' was unexpected"):
+        release(fixture_course, "ps1")
+    assert rules.rule_of(squares.metadata, check_names=False) is None  # grading: no rule declared, none applied
+
+
 def test_a_rule_naming_an_unknown_module_fails_validate_with_file_and_cell(fixture_course):
     _declare(fixture_course, "squares", ["nosuchmodule"], "by hand")
     release(fixture_course, "ps1")

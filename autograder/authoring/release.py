@@ -26,6 +26,7 @@ import course_utils
 from autograder.course import Course, CourseError, put_python_scripts_on_path
 from autograder.grading import time_limits
 from autograder.notebook import cells
+from course_utils import rules
 
 SOLUTION_TIMEOUT_S = 300
 
@@ -74,6 +75,11 @@ def read_source_notebook(path: Path, check_metadata: bool = True) -> NotebookNod
                 validator.validate_cell(cell)
         except (ValidationError, KeyError, TypeError, ValueError) as error:
             raise CourseError(f"{where}: invalid nbgrader metadata: {error}") from None
+        if check_metadata and "course" in cell.metadata:
+            try:
+                rules.check_course_metadata(cell.metadata["course"])
+            except rules.RuleError as error:
+                raise CourseError(f"{where}: {error}") from None
         if cells.role(cell) == "free":
             continue
         gid = cells.grade_id(cell)

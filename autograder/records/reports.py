@@ -17,9 +17,11 @@ from pathlib import Path
 from autograder.course import Course
 from autograder.grading.results import WAITING_FOR_GPU, SubmissionResult
 
+RESULTS_SCHEMA = Path(__file__).parent / "schemas" / "gradescope_results.schema.json"
+
 
 def results_json(result: SubmissionResult) -> dict:
-    """Gradescope's results.json schema."""
+    """Gradescope's results.json (RESULTS_SCHEMA; tests validate what this writes against it)."""
     tests = []
     for cell in result.cells:
         if cell.manual:
