@@ -12,9 +12,10 @@ import nbformat
 import pytest
 from nbgrader.nbgraderformat import MetadataValidator
 
-from autograder.authoring.release import execute_notebook, read_source_notebook, release, solution_notebook
+from autograder.authoring.release import execute_notebook, release, solution_notebook
 from autograder.course import REPO_ROOT, Course, CourseError
 from autograder.notebook import cells
+from autograder.notebook.source import read_source_notebook
 
 COURSE_ASSIGNMENTS = Course.load(REPO_ROOT).assignments()
 

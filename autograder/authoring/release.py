@@ -26,7 +26,7 @@ import course_utils
 from autograder.course import Course, CourseError, put_python_scripts_on_path
 from autograder.grading import time_limits
 from autograder.notebook import cells
-from course_utils import rules
+from autograder.notebook.source import read_source_notebook
 
 SOLUTION_TIMEOUT_S = 300
 
@@ -50,43 +50,6 @@ class ReleaseReport:
             solutions = f"; solutions executed in {self.solution_seconds:.1f} s"
         released = f"released {len(self.notebooks)} notebook(s) in {self.release_seconds:.2f} s"
         return f"{self.assignment}: {released}{solutions}"
-
-
-def read_source_notebook(path: Path, check_metadata: bool = True) -> NotebookNode:
-    """Read and check one source notebook; any problem is one line naming the file and the cell.
-
-    check_metadata: validate nbgrader's metadata schema (release does; grading reads a released course and
-    skips it, and with it importing nbgrader: half a second of a cold `course grade-one`).
-    """
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception as error:  # nbformat raises several unrelated types for bad files
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CourseError(f"{path}: not a readable notebook: {first_line}") from None
-    if check_metadata:
-        from nbgrader.nbgraderformat import MetadataValidator, ValidationError
-
-        validator = MetadataValidator()
-    first_use: dict[str, int] = {}
-    for index, cell in enumerate(nb.cells):
-        where = f"{path}: cell {index}"
-        try:
-            if check_metadata:
-                validator.validate_cell(cell)
-        except (ValidationError, KeyError, TypeError, ValueError) as error:
-            raise CourseError(f"{where}: invalid nbgrader metadata: {error}") from None
-        if check_metadata and "course" in cell.metadata:
-            try:
-                rules.check_course_metadata(cell.metadata["course"])
-            except rules.RuleError as error:
-                raise CourseError(f"{where}: {error}") from None
-        if cells.role(cell) == "free":
-            continue
-        gid = cells.grade_id(cell)
-        if gid in first_use:
-            raise CourseError(f"{where}: duplicate grade_id {gid!r} (already used by cell {first_use[gid]})")
-        first_use[gid] = index
-    return nb
 
 
 def solution_notebook(source: NotebookNode) -> NotebookNode:

@@ -19,7 +19,6 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from autograder.authoring.release import read_source_notebook
 from autograder.course import Course
 from autograder.grading import intake, time_limits
 from autograder.grading.judge import Judge, JudgeCache, TestOutcome
@@ -27,6 +26,7 @@ from autograder.grading.parts import Part
 from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 from autograder.grading.student_process import ColdStudentProcess, StudentGone, StudentProcess
 from autograder.notebook import cells, nbnodes
+from autograder.notebook.source import read_source_notebook
 from autograder.sandbox.confine import Limits
 from course_utils import rules
 
