@@ -230,14 +230,10 @@ def feedback_command(assignment: str, published: bool, course_root: Path) -> Non
     Before publication a failure inside hidden tests shows only that hidden tests failed.
     """
     from autograder.batch.jobs import graded_results
-    from autograder.records.feedback import feedback_dir, write_feedback
+    from autograder.records.feedback import write_all_feedback
 
     course = Course.load(course_root)
-    results = graded_results(course, assignment)
-    for result in results:
-        write_feedback(course, result, published)
-    visibility = "with hidden tests' messages" if published else "public messages only"
-    click.echo(f"{assignment}: feedback for {len(results)} student(s), {visibility}, in {feedback_dir(course)}")
+    click.echo(write_all_feedback(course, graded_results(course, assignment), published))
 
 
 @cli.command("report")
@@ -252,8 +248,7 @@ def report_command(assignment: str, course_root: Path) -> None:
     course = Course.load(course_root)
     results = graded_results(course, assignment)
     path = write_course_report(course, assignment, results)
-    click.echo(f"{assignment}: report on {len(results)} submission(s) in {path}")
-    click.echo(f"{assignment}: grades for the LMS in {path.parent / 'lms.csv'}")
+    click.echo(f"{assignment}: report on {len(results)} submission(s) in {path}; LMS grades: {path.parent / 'lms.csv'}")
 
 
 @cli.command("demo")

@@ -99,3 +99,12 @@ def write_feedback(course: Course, result: SubmissionResult, published: bool = F
     path = folder / "feedback.html"
     path.write_text(render_feedback(result, published), encoding="utf-8")
     return path
+
+
+def write_all_feedback(course: Course, results: list[SubmissionResult], published: bool) -> str:
+    """Every result's feedback page; returns the line that says where they are."""
+    for result in results:
+        write_feedback(course, result, published)
+    visibility = "with hidden tests' messages" if published else "public messages only"
+    assignments = ", ".join(sorted({result.assignment for result in results}))
+    return f"{assignments}: feedback for {len(results)} student(s), {visibility}, in {feedback_dir(course)}"
