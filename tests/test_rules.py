@@ -9,6 +9,7 @@ from autograder.batch.coordinator import grade_batch
 from autograder.course import CourseError
 from course_utils import rules
 from course_utils.selfcheck import check
+from tests.conftest import FIXTURE_COURSE
 from tests.helpers import MEAN_OK, NORMALISE_OK, submit
 
 NUMPY_ONLY = rules.Rule(("torch",), "written with numpy")
@@ -178,3 +179,14 @@ def test_a_required_name_must_be_used_by_the_function_or_what_it_calls(code, met
 def test_a_requirement_that_cannot_be_right_is_refused(require, message):
     with pytest.raises(rules.RuleError, match=message):
         rules.rule_of({"course": {"require": require}})
+
+
+def test_every_committed_notebook_has_well_formed_course_metadata(repo_course):
+    folders = [repo_course.source_dir, repo_course.release_dir, repo_course.solutions_dir, FIXTURE_COURSE / "source"]
+    checked = 0
+    for path in sorted(p for folder in folders for p in folder.glob("*/*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if "course" in cell.metadata:
+                rules.check_course_metadata(cell.metadata["course"])
+                checked += 1
+    assert checked > 40  # the rules in source/ and the self-check cells in release/
