@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from autograder.authoring.release import release
-from autograder.course import Course
+from autograder.course import REPO_ROOT, Course
 from autograder.grading import time_limits
 from autograder.grading.grade import AssignmentSource, Timeouts, grade_submission
 from autograder.notebook import cells
@@ -105,3 +105,17 @@ def test_a_submission_slow_in_every_cell_is_stopped_at_the_derived_notebook_limi
         c.message for c in result.cells
     ]
     assert took < timeouts.notebook_s + 30, took  # the limit, plus start-up and the kill
+
+
+def test_the_readme_lists_the_limits_the_committed_solutions_give(repo_course):
+    """The README's table is what grading uses: the limits derived from each posted solution's timing."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    for assignment in repo_course.assignments():
+        source = AssignmentSource.load(repo_course, assignment)
+        timing = time_limits.stored_timing(
+            nbformat.read(repo_course.solutions_dir / assignment / f"{assignment}.ipynb", as_version=4)
+        )
+        limits = Timeouts.for_assignment(repo_course, source)
+        row = (f"| {assignment} | {timing.slowest_cell_s:g} s | {timing.total_s:g} s | {limits.cell_s:g} s | "
+               f"{limits.notebook_s:g} s |")  # fmt: skip
+        assert row in readme, f"README.md: the time-limit row of {assignment} should read {row}"
