@@ -12,7 +12,7 @@ from autograder.batch.jobs import JobTable, table_path
 from autograder.cli import cli
 from autograder.course import Course
 from autograder.grading.results import CellResult, SubmissionResult
-from autograder.records.course_report import normalise_message, write_course_report
+from autograder.records.course_report import normalise_message, question_stats, render_report, write_course_report
 from autograder.records.feedback import render_feedback, write_feedback
 from tests.conftest import FIXTURE_COURSE
 from tests.helpers import MEAN_OK, NORMALISE_OK, submit
@@ -63,6 +63,21 @@ def test_student_text_is_escaped(graded):
     html = write_feedback(course, results["bob"], published=True).read_text()
     assert SCRIPT not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_hostile_text_in_any_field_stays_text():
+    """Names, notebook, outputs, problems and findings too, not only messages: the templates escape every value."""
+    cells = [
+        CellResult(f"{SCRIPT}.ipynb", f"test_{SCRIPT}", 2, 0, f"failed: {SCRIPT}", output=f"printed {SCRIPT}"),
+        CellResult("nb.ipynb", "test_ok", 1, 1, "", output=f'"quoted" & {SCRIPT}'),
+    ]
+    problems, findings = [f"{SCRIPT}.ipynb: {SCRIPT}", SCRIPT], [f"nb.ipynb: {SCRIPT}", SCRIPT]
+    result = SubmissionResult(f"ada{SCRIPT}", f"a1{SCRIPT}", cells=cells, problems=problems, findings=findings)
+    pages = [render_feedback(result, published) for published in (False, True)]
+    pages.append(render_report(f"a1{SCRIPT}", [result], question_stats([result])))
+    for page in pages:
+        assert "<script" not in page.lower() and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&#34;quoted&#34; &amp; &lt;script&gt;" in pages[1]
 
 
 def test_hidden_failure_details_only_after_publication(graded):

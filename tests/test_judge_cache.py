@@ -39,18 +39,6 @@ def run(judge: Judge, with_test: bool) -> dict:
     return {name: judge.namespace[name] for name in ("base", "noise")}
 
 
-def test_cells_with_function_parameters_are_cached_at_warm_up():
-    notebook = nbformat.v4.new_notebook(cells=[readonly(SETUP, "setup"), readonly(HELPER, "helper")])
-    cache = JudgeCache()
-    cache.warm({"nb.ipynb": notebook})
-    assert len(cache.cells) == 2  # `x` and `scale` are parameters, not names the cell needs from outside
-    judge = Judge(NoStudent(), cache)
-    judge.run_readonly(SETUP, "setup")
-    judge.run_readonly(HELPER, "helper")
-    cached_base = next(bindings["base"] for bindings, _ in cache.cells.values() if "base" in bindings)
-    assert judge.namespace["base"] is cached_base
-
-
 def test_warm_and_cold_judges_draw_the_same_random_numbers():
     for with_test in (False, True):
         cold = run(Judge(NoStudent(), None), with_test)
