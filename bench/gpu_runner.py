@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 from autograder.authoring.release import solution_notebook  # noqa: E402
 from autograder.batch.coordinator import grade_batch  # noqa: E402
 from autograder.batch.jobs import JobTable, table_path  # noqa: E402
-from autograder.grading.parts import cuda_device_count  # noqa: E402
 from autograder.course import Course  # noqa: E402
 from autograder.grading.grade import AssignmentSource  # noqa: E402
+from autograder.grading.parts import cuda_device_count  # noqa: E402
 from tests.servers import RedisServer, Worker  # noqa: E402
 
 GPU_EXERCISES = {"a3_cnn": "test_mnist", "a5_transformer": "test_train_gpt", "a6_gan": "test_train"}
