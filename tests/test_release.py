@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbgrader.nbgraderformat import MetadataValidator
 
-from autograder.authoring.release import execute_notebook, release, solution_notebook
+from autograder.authoring.release import execute_notebook, release, solution_notebook, solutions_digest
 from autograder.course import REPO_ROOT, Course, CourseError
 from autograder.notebook import cells
 from autograder.notebook.source import read_source_notebook
@@ -144,6 +144,16 @@ def test_release_is_up_to_date_with_source(repo_course, tmp_path):
             assert [c.source for c in posted.cells] == [c.source for c in expected.cells], (
                 f"solutions/{assignment}/{source_path.name} is stale; run `course release {assignment}`"
             )
+
+
+def test_posted_solutions_were_executed_from_the_current_sources(repo_course):
+    """A fresh clone's `make main` must leave the checkout clean: it executes a solution again only when its
+    stored digest differs, so a change to source/<a>, course_utils or the config needs a `course release`."""
+    for assignment in repo_course.assignments():
+        digest = solutions_digest(repo_course, assignment)
+        for path in (repo_course.solutions_dir / assignment).glob("*.ipynb"):
+            stored = nbformat.read(path, as_version=4).metadata.get("course", {}).get("solutions_digest")
+            assert stored == digest, f"{path} was executed from other sources; run `course release {assignment}`"
 
 
 def test_committed_notebooks_have_valid_metadata_and_no_markers(repo_course):
