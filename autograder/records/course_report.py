@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.course import Course
-from autograder.grading.results import CellResult, SubmissionResult
+from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 from autograder.records.feedback import is_waiting_for_gpu
 from autograder.records.html import render
 
@@ -145,6 +145,7 @@ def render_report(assignment: str, results: list[SubmissionResult], questions: l
         manual=sum(any(c.manual and not is_waiting_for_gpu(c) for c in r.cells) for r in ordered),
         questions=[_question(q) for q in questions],
         problems=[(r.student, "; ".join(r.problems)) for r in ordered if r.problems],
+        waiting_for_gpu=WAITING_FOR_GPU,
     )
 
 

@@ -15,10 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from autograder.course import Course
-from autograder.grading.results import CellResult, SubmissionResult
+from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 from autograder.records.html import render
 
-WAITING_FOR_GPU = "waiting for GPU runner"
 
 def feedback_dir(course: Course) -> Path:
     return course.root / course.config.CourseDirectory.get("feedback_directory", "feedback")
@@ -82,6 +81,7 @@ def render_feedback(result: SubmissionResult, published: bool) -> str:
         score=f"{result.score:g} / {result.auto_max:g}",
         manual_pending=f"{manual_pending:g}" if manual_pending else "",
         gpu_pending=sum(is_waiting_for_gpu(cell) for cell in result.cells),
+        waiting_for_gpu=WAITING_FOR_GPU,
         hidden_note=not published and any(cell.has_hidden for cell in result.cells),
         notebooks=notebooks,
         problems=elsewhere,
