@@ -58,3 +58,28 @@ def test_each_submission_starts_from_the_same_global_random_state():
         judge.run_readonly(SETUP, "setup")
         outputs.append(judge.run_test("print(np.random.rand())", "t", 1.0, 10.0).output)
     assert outputs[0] == outputs[1] != ""
+
+
+class StudentWith:
+    """A student process whose globals are `values` (plain data)."""
+
+    def __init__(self, **values):
+        self.values = values
+
+    def request(self, header: dict, buffers: list, timeout: float) -> tuple[dict, list]:
+        assert header["op"] == "bind", header
+        found = {name: self.values[name] for name in header["names"] if name in self.values}
+        tree, buffers = wire.encode({"modules": {}, "values": found}, make_handle=None)
+        return {"ok": True, "value": tree}, buffers
+
+
+def test_a_local_of_a_read_only_helper_does_not_hide_the_students_global():
+    """`stopper` is a local of the helper, not a name the read-only cell owns: a test that reads the
+    student's `stopper` must get the student's value (a correct a8 draft lost 8 points to this)."""
+    judge = Judge(StudentWith(stopper=7, threshold=0.5), JudgeCache())
+    judge.run_readonly("def run_curve(losses):\n    stopper = len(losses)\n    return stopper\n", "helper")
+    outcome = judge.run_test("assert run_curve([1, 2]) == 2\nassert stopper == 7, stopper", "test_stop", 1.0, 10.0)
+    assert outcome.score == 1.0, outcome.message
+    outcome = judge.run_test("def pick():\n    threshold = 0.9\n    return threshold\nassert threshold == 0.5",
+                             "test_threshold", 1.0, 10.0)  # fmt: skip
+    assert outcome.score == 1.0, outcome.message

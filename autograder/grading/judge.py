@@ -127,16 +127,42 @@ def referenced_names(code: str) -> frozenset[str]:
     return frozenset(node.id for node in _nodes(code) if isinstance(node, ast.Name))
 
 
+def _bound_by(node: ast.AST) -> set[str]:
+    """The names one statement-level node binds in its own scope (not inside nested functions)."""
+    if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+        return {node.id}
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return set()
+
+
+@functools.lru_cache(maxsize=4096)
+def bound_anywhere(code: str) -> frozenset[str]:
+    """Every name the cell binds, function locals included: what a cell needs from outside is what it
+    references and binds nowhere (JudgeCache)."""
+    return frozenset(name for node in _nodes(code) for name in _bound_by(node))
+
+
 @functools.lru_cache(maxsize=4096)
 def assigned_names(code: str) -> frozenset[str]:
-    names = set()
-    for node in _nodes(code):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            names.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    """The cell's global names: what it binds at module level, and what its functions declare `global`.
+    A local of a function is not one: it must not hide the student's global of the same name."""
+    tree = _tree(code)
+    if tree is None:
+        return frozenset()
+    names: set[str] = set()
+    pending = list(ast.iter_child_nodes(tree))
+    while pending:
+        node = pending.pop()
+        names |= _bound_by(node)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            names |= {name for inner in ast.walk(node) if isinstance(inner, ast.Global) for name in inner.names}
+            continue  # its body is another scope
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            continue  # comprehension variables are local to it
+        pending.extend(ast.iter_child_nodes(node))
     return frozenset(names)
 
 
@@ -250,7 +276,7 @@ class Judge:
 
     def can_cache(self, code: str) -> bool:
         """A read-only cell that needs nothing but what earlier read-only cells defined."""
-        needs = referenced_names(code) - assigned_names(code) - parameter_names(code) - set(dir(builtins))
+        needs = referenced_names(code) - bound_anywhere(code) - parameter_names(code) - set(dir(builtins))
         return self.cache is not None and needs <= self.readonly_defined
 
     def run_readonly(self, code: str, grade_id: str) -> None:
