@@ -157,6 +157,13 @@ def _verdict_output(result: CellResult) -> list[NotebookNode]:
     return outputs
 
 
+def _pending_result(notebook: str, item: intake.PlanCell) -> CellResult:
+    """A GPU test the CPU part leaves to a CUDA runner, whether or not the notebook could run."""
+    has_hidden = cells.BEGIN_HIDDEN in item.code
+    return CellResult(notebook, item.grade_id, item.points, None, WAITING_FOR_GPU, has_hidden=has_hidden, gpu=True,
+                      pending=True)  # fmt: skip
+
+
 def _pending_output(item: intake.PlanCell) -> list[NotebookNode]:
     text = f"{item.grade_id}: {WAITING_FOR_GPU} ({item.points:g} points, graded on a CUDA runner)\n"
     return [nbnodes.stream("stdout", text)]
@@ -196,7 +203,9 @@ def grade_notebook(
     )
     if plan.problem:
         for item in plan.cells:
-            if item.kind == "test" and part.reports(item.gpu):
+            if item.kind == "test" and part.leaves_pending(item.gpu):
+                result.cells.append(_pending_result(plan.name, item))
+            elif item.kind == "test" and part.judges(item.gpu):
                 result.cells.append(
                     CellResult(
                         plan.name,
@@ -239,18 +248,7 @@ def grade_notebook(
                 if item.kind == "readonly":
                     judge.run_readonly(item.code, item.grade_id)
             elif item.kind == "test" and part.leaves_pending(item.gpu):
-                result.cells.append(
-                    CellResult(
-                        plan.name,
-                        item.grade_id,
-                        item.points,
-                        None,
-                        WAITING_FOR_GPU,
-                        has_hidden=cells.BEGIN_HIDDEN in item.code,
-                        gpu=True,
-                        pending=True,
-                    )
-                )
+                result.cells.append(_pending_result(plan.name, item))
                 cell.outputs = _pending_output(item)
             elif item.kind == "test" and part.judges(item.gpu):
                 outcome = judge.run_test(item.code, item.grade_id, item.points, min(timeouts.cell_s, max(left, 1)))

@@ -65,10 +65,6 @@ class Part(StrEnum):
         """Whether this part gives a test its verdict."""
         return self is Part.ALL or (self is Part.GPU) == gpu_test
 
-    def reports(self, gpu_test: bool) -> bool:
-        """Whether a test is in this part's result at all (judged, pending, or 0 when nothing could run)."""
-        return self is not Part.GPU or gpu_test
-
     def leaves_pending(self, gpu_test: bool) -> bool:
         """Whether this part records a test as "waiting for GPU runner" (the GPU part judges it)."""
         return self is Part.CPU and gpu_test
