@@ -8,6 +8,10 @@ A source notebook declares a rule on a solution cell, beside its nbgrader metada
 ("torch.nn.functional.scaled_dot_product_attention") forbids that one thing. The check reads the
 submitted cell's source, never runs it: imports, attribute chains through import aliases (`F.conv2d`
 after `import torch.nn.functional as F`), and `__import__("torch")` / `importlib.import_module("torch")`.
+It follows calls: a governed function that calls a helper using a forbidden name (a reference
+implementation a read-only cell provides, like a1's `torch_backward`, or the student's own helper in
+another cell) breaks the rule too. Scopes are Python's own, so a local that shares a helper's name is
+not a call, and data a read-only cell loaded (`data = load_data()`) is not a call by the student.
 It finds honest-but-lazy library use; it does not try to defeat deliberate obfuscation.
 
 `require` is for what no test of behaviour can see (evaluating without torch.no_grad() gives the same
@@ -26,6 +30,7 @@ import ast
 import functools
 import importlib
 import importlib.util
+import symtable
 from dataclasses import dataclass
 
 
@@ -361,6 +366,63 @@ def unmet_requirement(
     return requirement.message(", ".join(requirement.any_of))
 
 
+def _globals_used(table: symtable.SymbolTable) -> set[str]:
+    """The global names a function or class body (nested scopes included) reads: its calls to helpers."""
+    names = {symbol.get_name() for symbol in table.get_symbols() if symbol.is_global() and symbol.is_referenced()}
+    for child in table.get_children():
+        names |= _globals_used(child)
+    return names
+
+
+@functools.lru_cache(maxsize=4096)
+def _definitions(code: str, runs_calls: bool) -> dict[str, tuple[str, frozenset[str]]]:
+    """{top-level function, class or assigned name: (its source, the global names it reads)}. Scopes are
+    Python's own (symtable): a local or parameter that shares a helper's name is not a use of the helper.
+    runs_calls: a student's cell, whose assignments run the code they call (`dx = torch_backward(...)`);
+    a read-only cell's `data = load_data()` ran the loader for the notebook, not for the student, so
+    there an assignment reads names only when it is another name for something (`tb = torch.autograd.grad`,
+    a lambda). Read only (cached)."""
+    tree = _tree(code)
+    if tree is None:
+        return {}
+    try:
+        tables = {table.get_name(): table for table in symtable.symtable(code, "cell", "exec").get_children()}
+    except SyntaxError:
+        return {}
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name in tables:
+            found[node.name] = (ast.get_source_segment(code, node) or "", frozenset(_globals_used(tables[node.name])))
+        elif isinstance(node, ast.Assign):
+            value = f"({ast.get_source_segment(code, node.value) or ''})"
+            is_alias = isinstance(node.value, ast.Name | ast.Attribute | ast.Lambda)
+            uses = frozenset(_names_in(node.value)) if runs_calls or is_alias else frozenset()
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    found[target.id] = (value if runs_calls or is_alias else "", uses)
+    return found
+
+
+def _helper_violation(
+    start: frozenset[str], definitions: dict[str, tuple[str, frozenset[str]]], rule: Rule, aliases: dict[str, str]
+) -> tuple[list[str], Violation] | None:
+    """(the chain of calls, the violation at its end) for the nearest helper that the names `start` reach,
+    through the helpers' own calls, and that uses a forbidden name: a provided function that calls torch,
+    or one the student wrote in another cell. None when every helper reached keeps the rule."""
+    chains = {name: [name] for name in start & definitions.keys()}
+    todo = sorted(chains)
+    while todo:
+        name = todo.pop(0)
+        code, uses = definitions[name]
+        found = violations(code, rule, aliases)
+        if found:
+            return chains[name], found[0]
+        for used in sorted(uses & definitions.keys() - chains.keys() - start):
+            chains[used] = [*chains[name], used]
+            todo.append(used)
+    return None
+
+
 def broken_rules(
     test_code: str,
     governed: list[GovernedCell],
@@ -393,10 +455,34 @@ def broken_rules(
                 messages += [message] if message else []
         if not cell.rule.forbid:
             continue
+        cell_messages = []
         for grade_id, code in student_cells:
             if grade_id == cell.grade_id or (grade_id is None and defined_names(code) & wanted):
                 found = violations(code, cell.rule, aliases)
                 found = [v for v in found if _affected_names(code, v, cell.names) & wanted]
-                if found:
-                    messages.append(found[0].message(cell.rule, cell.grade_id))
+                cell_messages += [found[0].message(cell.rule, cell.grade_id)] if found else []
+        if not cell_messages:
+            cell_messages += _message_for_helpers(cell, wanted, setup_code, student_cells, aliases)
+        messages += cell_messages[:1]
     return messages
+
+
+def _message_for_helpers(
+    cell: GovernedCell, wanted: set[str], setup_code: list[str], student_cells: list[tuple[str | None, str]],
+    aliases: dict[str, str],
+) -> list[str]:
+    """The message when a governed function the test reaches calls a helper that breaks the rule: one of
+    the notebook's read-only cells (which may use anything) or a student cell. The student's own
+    definitions replace the notebook's, as they would when the cells run."""
+    definitions: dict[str, tuple[str, frozenset[str]]] = {}
+    for code in setup_code:
+        definitions.update(_definitions(code, runs_calls=False))
+    for _, code in student_cells:
+        definitions.update(_definitions(code, runs_calls=True))
+    for name in sorted(wanted & definitions.keys()):
+        reached = _helper_violation(definitions[name][1] - {name}, definitions, cell.rule, aliases)
+        if reached is not None:
+            chain, violation = reached
+            calls = "".join(f"{helper}, which calls " for helper in chain[:-1])
+            return [f"{name} must be {cell.rule.must_be}: it calls {calls}{chain[-1]}, which uses {violation.used}"]
+    return []

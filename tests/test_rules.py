@@ -190,3 +190,49 @@ def test_every_committed_notebook_has_well_formed_course_metadata(repo_course):
                 rules.check_course_metadata(cell.metadata["course"])
                 checked += 1
     assert checked > 40  # the rules in source/ and the self-check cells in release/
+
+
+SETUP_WITH_HELPERS = (
+    "import torch\n"
+    "def torch_backward(d, c):\n    return torch.autograd.grad(d, c)\n"
+    "def load_data():\n    return torch.zeros(3).numpy()\n"
+    "data = load_data()\n"
+    "tb = torch.autograd.grad\n"
+)
+CONV = rules.GovernedCell("conv", NUMPY_ONLY, frozenset({"conv_backward"}))
+
+
+@pytest.mark.parametrize(
+    "student_cells, message",
+    [
+        ([("conv", "def conv_backward(d, c):\n    return torch_backward(d, c)\n")],
+         "conv_backward must be written with numpy: it calls torch_backward, which uses torch.autograd.grad"),
+        ([("conv", "conv_backward = torch_backward\n")], "it calls torch_backward, which uses torch.autograd.grad"),
+        ([("conv", "def conv_backward(d, c):\n    return tb(d, c)\n")], "it calls tb, which uses torch.autograd.grad"),
+        ([("conv", "def conv_backward(d, c):\n    return _mine(d, c)\n"),
+          (None, "def _mine(d, c):\n    return _deeper(d, c)\n"
+                 "def _deeper(d, c):\n    return torch.autograd.grad(d, c)\n")],
+         "conv_backward must be written with numpy: it calls _mine, which calls _deeper, which uses torch.autograd"),
+        ([("conv", "def conv_backward(d, c):\n    return _mine(d, c)\n"),
+          ("relu", "def _mine(d, c):\n    return torch_backward(d, c)\n")],
+         "it calls _mine, which calls torch_backward, which uses torch.autograd.grad"),
+    ],
+)  # fmt: skip
+def test_a_helper_that_breaks_the_rule_breaks_the_function_that_calls_it(student_cells, message):
+    """A provided helper that uses torch (a read-only cell's reference implementation) or the student's own
+    helper in another cell is a way around a numpy-only rule: the tests of the calling function fail."""
+    broken = rules.broken_rules("conv_backward(1, 2)", [CONV], student_cells, [SETUP_WITH_HELPERS])
+    assert len(broken) == 1 and message in broken[0]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "def conv_backward(d, c):\n    return data * d\n",  # data the notebook loaded, not a call to torch
+        "def conv_backward(d, torch_backward):\n    return torch_backward * d\n",  # a parameter of that name
+        "def conv_backward(d, c):\n    tb = d * c\n    return tb\n",  # a local of that name
+        "def torch_backward(d, c):\n    return d * c\ndef conv_backward(d, c):\n    return torch_backward(d, c)\n",
+    ],
+)
+def test_names_that_only_look_like_a_forbidden_helper_break_nothing(code):
+    assert rules.broken_rules("conv_backward(1, 2)", [CONV], [("conv", code)], [SETUP_WITH_HELPERS]) == []
