@@ -4,8 +4,8 @@
 
 Starts Debian's redis-server on a loopback port, one `course worker --queue cpu` and one
 `course worker --queue gpu --concurrency N`, then grades a batch of solution submissions of the
-assignments with GPU-marked exercises (a3_cnn test_mnist, a5_transformer test_train_gpt, a6_gan
-test_train) with `--backend celery`: the notebooks see "cuda" and train at full size, the judge applies
+assignments with GPU-marked exercises (every `gpu`-tagged test of the course, or of the assignments named)
+with `--backend celery`: the notebooks see "cuda" and train at full size, the judge applies
 the full thresholds. While it runs it samples `nvidia-smi` every 0.5 s. It prints, per GPU exercise, the
 time of each GPU grading; how many gradings shared the GPU at once; the GPU's busy fraction; and the
 proof that the student processes ran on CUDA (nvidia-smi lists their PIDs as compute processes, and they
@@ -36,22 +36,31 @@ from autograder.batch.coordinator import grade_batch  # noqa: E402
 from autograder.batch.jobs import JobTable, table_path  # noqa: E402
 from autograder.course import Course  # noqa: E402
 from autograder.grading.grade import AssignmentSource  # noqa: E402
-from autograder.grading.parts import cuda_device_count  # noqa: E402
+from autograder.grading.parts import cuda_device_count, gpu_test_ids  # noqa: E402
 from tests.servers import RedisServer, Worker  # noqa: E402
 
-GPU_EXERCISES = {"a3_cnn": "test_mnist", "a5_transformer": "test_train_gpt", "a6_gan": "test_train"}
+
+def gpu_exercises(only: list[str]) -> dict[str, list[str]]:
+    """{assignment: its gpu-tagged tests} for every assignment of the course that has any (or those in `only`)."""
+    repo = Course.load(ROOT)
+    found = {}
+    for assignment in repo.assignments():
+        tests = sorted(gpu_test_ids(AssignmentSource.load(repo, assignment).notebooks))
+        if tests and (not only or assignment in only):
+            found[assignment] = tests
+    return found
 
 
-def build_course(root: Path, students: int) -> Course:
+def build_course(root: Path, students: int, exercises: dict[str, list[str]]) -> Course:
     """A course with `students` copies of each assignment's solution."""
     repo = Course.load(ROOT)
     root.mkdir(parents=True)
     shutil.copy(repo.root / "nbgrader_config.py", root / "nbgrader_config.py")
-    for assignment in GPU_EXERCISES:
+    for assignment in exercises:
         for folder in (repo.source_dir, repo.release_dir):
             shutil.copytree(folder / assignment, root / folder.relative_to(repo.root) / assignment)
     course = Course.load(root)
-    for assignment in GPU_EXERCISES:
+    for assignment in exercises:
         source = AssignmentSource.load(course, assignment)
         for number in range(students):
             folder = course.submitted_dir / f"student_{number:02d}" / assignment
@@ -96,7 +105,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=4, help="solution submissions per assignment")
     parser.add_argument("--concurrency", type=int, default=4, help="gradings sharing the GPU worker")
+    parser.add_argument("assignments", nargs="*", help="only these assignments (default: all with GPU tests)")
     args = parser.parse_args()
+    exercises = gpu_exercises(args.assignments)
+    print("GPU tests:", exercises)
     if shutil.which("nvidia-smi") is None or cuda_device_count() == 0:
         sys.exit("no CUDA GPU here (torch.cuda.is_available() is False): run this on a CUDA machine")
     if shutil.which("redis-server") is None:
@@ -104,7 +116,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="gpu-runner-") as tmp:
         tmp = Path(tmp)
-        course = build_course(tmp / "course", args.students)
+        course = build_course(tmp / "course", args.students, exercises)
         redis = RedisServer(tmp / "redis").start()
         workers = [
             Worker("cpu", redis.url, tmp / "cpu.log", concurrency=2),
@@ -117,32 +129,33 @@ def main() -> None:
             sampler.start()
             started = time.monotonic()
             reports = {a: grade_batch(course, a, backend="celery", broker_url=redis.url, show_progress=True)
-                       for a in GPU_EXERCISES}  # fmt: skip
+                       for a in exercises}  # fmt: skip
             wall = time.monotonic() - started
         finally:
             sampler.stopped.set()
             for worker in workers:
                 worker.stop()
             redis.stop()
-        report(course, reports, sampler, wall)
+        report(course, exercises, reports, sampler, wall)
 
 
-def report(course: Course, reports: dict, sampler: GpuSampler, wall: float) -> None:
+def report(course: Course, exercises: dict[str, list[str]], reports: dict, sampler: GpuSampler, wall: float) -> None:
     table = JobTable(table_path(course))
     print(f"\nbatch: {sum(len(r.results) for r in reports.values())} submissions in {wall:.1f} s")
-    for assignment, test in GPU_EXERCISES.items():
+    for assignment, tests in exercises.items():
         rows = table.db.execute(
             "SELECT student, result FROM jobs WHERE assignment = ? AND part = 'gpu' ORDER BY student", (assignment,)
         ).fetchall()
         seconds = [json.loads(result)["seconds"] for _, result in rows]
-        scores = [cell.score for r in reports[assignment].results for cell in r.cells if cell.grade_id == test]
-        print(f"  {assignment}:{test}: GPU gradings {len(seconds)}, time each "
+        scores = {test: [cell.score for r in reports[assignment].results for cell in r.cells if cell.grade_id == test]
+                  for test in tests}  # fmt: skip
+        print(f"  {assignment}: GPU gradings {len(seconds)}, time each "
               f"mean {sum(seconds) / max(len(seconds), 1):.1f} s, max {max(seconds, default=0):.1f} s; "
               f"scores {scores}")  # fmt: skip
         for result in reports[assignment].results:
             for cell in result.cells:
-                if cell.grade_id == test and cell.score != cell.max_points:
-                    print(f"    {result.student} lost points on {test}: {(cell.message or '')[-600:]}")
+                if cell.grade_id in tests and cell.score != cell.max_points:
+                    print(f"    {result.student} lost points on {cell.grade_id}: {(cell.message or '')[-600:]}")
             for problem in result.problems:
                 print(f"    {result.student}: problem: {problem[:300]}")
         for path in sorted(course.autograded_dir.glob(f"*/{assignment}/*.ipynb"))[:1]:  # what the cells raised
