@@ -290,6 +290,94 @@ def check_command(notebook: Path, timeout: int | None, course_root: Path) -> Non
         raise SystemExit(1)
 
 
+@cli.command("serve")
+@click.option("--roster", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="CSV with a 'username' column (and optionally 'name'): one Linux account per student.")
+@click.option("--instructor", default="instructor", show_default=True, help="The instructor's account.")
+@click.option("--exchange", type=click.Path(file_okay=False, path_type=Path), default="/srv/nbgrader/exchange",
+              show_default=True, help="nbgrader's exchange folder.")
+@click.option("--ip", default="127.0.0.1", show_default=True, help="Address the hub listens on.")
+@click.option("--port", type=int, default=8000, show_default=True)
+@course_option
+def serve_command(roster: Path, instructor: str, exchange: Path, ip: str, port: int, course_root: Path) -> None:
+    """Set up and run the course server (as root): a Linux account per roster row (new passwords in
+    .hub/passwords.csv), nbgrader's exchange, and JupyterHub, each user's JupyterLab in a sandbox.
+    Runs until Ctrl-C. To add students, add rows to the roster and run it again."""
+    import signal
+
+    from autograder.server import hub
+
+    course = Course.load(course_root)
+    settings = hub.prepare(course, roster, instructor, exchange.resolve(), ip, port)
+    log = Path(settings.state_dir) / "hub.log"
+    process = hub.start_hub(settings, log)
+    signal.signal(signal.SIGTERM, lambda *_: hub.stop_hub(process))
+    click.echo(f"course server: http://{ip}:{port} ({len(settings.students)} students, instructor {instructor}); "
+               f"log {log}; Ctrl-C stops it")  # fmt: skip
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:
+        hub.stop_hub(process)
+        code = 0
+    if code:
+        raise click.ClickException(f"JupyterHub stopped with exit code {code}: see {log}")
+
+
+@cli.command("publish")
+@click.argument("assignment")
+@course_option
+def publish_command(assignment: str, course_root: Path) -> None:
+    """Put release/<ASSIGNMENT>/ on the course server's exchange, where students fetch it."""
+    from autograder.server.exchange import Exchange, publish
+    from autograder.server.hub import load_settings
+
+    course = Course.load(course_root)
+    settings = load_settings(course)
+    target = publish(course, Exchange(Path(settings.exchange), course.course_id), assignment)
+    click.echo(f"{assignment}: published to {target}")
+
+
+@cli.command("collect")
+@click.argument("assignment")
+@course_option
+def collect_command(assignment: str, course_root: Path) -> None:
+    """Copy each student's latest submission of ASSIGNMENT from the exchange to submitted/ (timestamps kept).
+    Exit code 1 when some submission was ignored or a file left out (each is listed)."""
+    from autograder.server import accounts
+    from autograder.server.exchange import Exchange, collect
+    from autograder.server.hub import load_settings
+
+    course = Course.load(course_root)
+    settings = load_settings(course)
+    uids = {name: found.uid for name in settings.students if (found := accounts.account(name)) is not None}
+    done = collect(course, Exchange(Path(settings.exchange), course.course_id), assignment, uids)
+    click.echo(f"{assignment}: collected {len(done.copied)}, unchanged {len(done.unchanged)}, "
+               f"problems {len(done.problems)}")  # fmt: skip
+    for problem in done.problems:
+        click.echo(f"  {problem}")
+    if done.problems:
+        raise SystemExit(1)
+
+
+@cli.command("return-feedback")
+@click.argument("assignment")
+@course_option
+def return_feedback_command(assignment: str, course_root: Path) -> None:
+    """Put the feedback pages of ASSIGNMENT (`course feedback` writes them) on the exchange, where each
+    student's Assignment List fetches their own."""
+    from autograder.server.exchange import Exchange, return_feedback
+    from autograder.server.hub import load_settings
+
+    course = Course.load(course_root)
+    settings = load_settings(course)
+    returned, problems = return_feedback(course, Exchange(Path(settings.exchange), course.course_id), assignment)
+    click.echo(f"{assignment}: feedback returned to {len(returned)} student(s)")
+    for problem in problems:
+        click.echo(f"  {problem}")
+    if problems:
+        raise SystemExit(1)
+
+
 def main() -> NoReturn:
     """The `course` command. Tests call `cli` instead: this one ends the process."""
     run(cli)

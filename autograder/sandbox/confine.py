@@ -174,8 +174,8 @@ def bubblewrap_problem() -> str | None:
                 bwrap,
                 *_namespaces(),
                 "--die-with-parent",
-                *_system_binds(),
-                *_python_binds(),
+                *system_binds(),
+                *python_binds(),
                 "--proc",
                 "/proc",
                 sys.executable,
@@ -194,7 +194,7 @@ def bubblewrap_problem() -> str | None:
     return None
 
 
-def _system_binds() -> list[str]:
+def system_binds() -> list[str]:
     binds = ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "lib", "lib64", "sbin"):
         path = Path("/") / name
@@ -251,7 +251,7 @@ def _hidden_files() -> list[str]:
     return args
 
 
-def _python_binds() -> list[str]:
+def python_binds() -> list[str]:
     """The Python installation and virtualenv at their own paths, with world-readable parent folders."""
     prefixes = sorted({sys.base_prefix, sys.prefix, os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)})
     parents = sorted({str(p) for prefix in prefixes for p in Path(prefix).parents if str(p) != "/"}, key=len)
@@ -303,8 +303,8 @@ def _bwrap(
         *_gpu_binds(limits),
         "--perms", "0755", "--tmpfs", "/dev/shm",
         "--proc", "/proc",
-        *_system_binds(),
-        *_python_binds(),
+        *system_binds(),
+        *python_binds(),
         *_hidden_files(),
         "--ro-bind", str(staged), "/sandbox",
         "--ro-bind", str(files), files_at,

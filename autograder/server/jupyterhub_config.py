@@ -1,0 +1,39 @@
+"""JupyterHub's configuration for the course server (`course serve`); the settings of one server come from
+the JSON file that COURSE_HUB_SETTINGS names (autograder/server/hub.py writes it)."""
+
+import json
+import os
+from pathlib import Path
+
+c = get_config()  # noqa: F821  (JupyterHub injects get_config)
+settings = json.loads(Path(os.environ["COURSE_HUB_SETTINGS"]).read_text())
+state = Path(settings["state_dir"])
+
+c.JupyterHub.bind_url = f"http://{settings['ip']}:{settings['port']}"
+c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{settings['hub_port']}"
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings['proxy_api_port']}"
+c.ConfigurableHTTPProxy.command = [settings["proxy"]]
+c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(state / "cookie_secret")
+c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+c.JupyterHub.cleanup_servers = True
+c.JupyterHub.cleanup_proxy = True
+
+# Real Linux accounts, checked by PAM; only the roster and the instructor may log in.
+c.JupyterHub.authenticator_class = "pam"
+c.PAMAuthenticator.open_sessions = False
+c.Authenticator.allowed_users = set(settings["students"]) | {settings["instructor"]}
+c.Authenticator.admin_users = {settings["instructor"]}
+
+c.JupyterHub.spawner_class = "autograder.server.spawner.SandboxedSpawner"
+c.SandboxedSpawner.exchange = settings["exchange"]
+c.SandboxedSpawner.course_root = settings["course_root"]
+c.SandboxedSpawner.instructor = settings["instructor"]
+c.SandboxedSpawner.student_config = settings["student_config"]
+c.SandboxedSpawner.instructor_config = settings["instructor_config"]
+c.SandboxedSpawner.singleuser = settings["singleuser"]
+c.Spawner.default_url = "/lab"
+c.Spawner.environment = {"JUPYTER_CONFIG_DIR": "/etc/jupyter"}  # the role's configuration, mounted there
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 120
