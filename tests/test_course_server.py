@@ -184,6 +184,20 @@ def test_collect_never_follows_a_link_planted_in_a_submission(users, served):
     assert any("not a folder (a link or a file)" in p for p in done.problems), done.problems
 
 
+def test_a_course_folder_a_user_made_in_the_exchange_is_refused(users):
+    base = Path(tempfile.mkdtemp(prefix="dlct-exchange-"))
+    base.chmod(0o755)
+    try:
+        exchange = Exchange(base / "exchange", "dl-course")
+        exchange.root.mkdir(mode=0o1777)
+        exchange.root.chmod(0o1777)
+        assert as_user(users["mallory"], "mkdir", str(exchange.course_dir)).returncode == 0
+        with pytest.raises(CourseError, match=f"belongs to uid {users['mallory'].uid}, not root"):
+            exchange.prepare()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_collect_reports_names_off_the_roster_and_bad_timestamps(users, served):
     course, exchange = served
     alice = users["alice"]
@@ -216,7 +230,7 @@ def test_a_student_reads_only_what_is_theirs(users, served):
     for argv in (["ls", str(course.root)], ["cat", str(course.root / "source" / A1 / "a1_backprop.ipynb")],
                  ["ls", str(exchange.inbound)], ["ls", str(exchange.feedback)], ["ls", str(mallory.home)],
                  ["rm", "-rf", str(mallorys_submission)], ["touch", str(exchange.outbound / A1 / "planted.ipynb")],
-                 ["mkdir", str(exchange.root / "other")]):  # fmt: skip
+                 ["mkdir", str(exchange.course_dir / "other")], ["rm", "-rf", str(exchange.course_dir)]):  # fmt: skip
         done = as_user(alice, *argv)
         assert done.returncode != 0 and "Permission denied" in done.stderr, f"alice could run {argv}: {done}"
     assert mallorys_submission.is_dir()

@@ -2,6 +2,7 @@
 return feedback. Students use nbgrader's own Assignment List (fetch, submit, fetch feedback) on the same
 folders, so the layout and the file names are nbgrader's:
 
+    <root>/                                              1777 (nbgrader wants it writable by all)
     <root>/<course_id>/outbound/<assignment>/           released notebooks      0755 dirs, 0644 files
     <root>/<course_id>/inbound/<user>+<a>+<time>+<rnd>/  one folder per submit   inbound is 1733
     <root>/<course_id>/feedback/<md5(secret + notebook)>.html                     feedback is 0711
@@ -61,12 +62,16 @@ class Exchange:
         return self.course_dir / "feedback"
 
     def prepare(self) -> None:
-        """Create the exchange folders with nbgrader's permissions (root-owned; students cannot add courses)."""
-        for folder, mode in ((self.root, 0o755), (self.course_dir, 0o755), (self.outbound, 0o755),
+        """Create the exchange folders with nbgrader's permissions. nbgrader's Assignment List refuses an
+        exchange root that is not writable by everyone: it is 1777, like /tmp, so what one user puts
+        there no other can remove; the course's own folders are root's, and one that a user made is refused."""
+        for folder, mode in ((self.root, 0o1777), (self.course_dir, 0o755), (self.outbound, 0o755),
                              (self.inbound, 0o1733), (self.feedback, 0o711)):  # fmt: skip
             if folder.is_symlink():
                 raise CourseError(f"{folder} is a symbolic link: the exchange must be a real folder")
             folder.mkdir(mode=mode, exist_ok=True)
+            if folder != self.root and folder.stat().st_uid != 0:
+                raise CourseError(f"{folder} belongs to uid {folder.stat().st_uid}, not root: remove it and run again")
             folder.chmod(mode)
 
     def check(self) -> None:

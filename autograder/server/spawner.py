@@ -34,6 +34,7 @@ def sandbox_command(username: str, binds: list[tuple[str, str, bool]], config_di
         "--perms", "1777", "--tmpfs", "/tmp",
         "--dev", "/dev",
         "--proc", "/proc",
+        "--perms", "0755", "--dir", "/etc",  # bubblewrap makes the folders it needs private to root otherwise
         *confine.system_binds(),
         "--ro-bind", "/etc/passwd", "/etc/passwd",
         "--ro-bind", "/etc/group", "/etc/group",
@@ -81,5 +82,8 @@ class SandboxedSpawner(LocalProcessSpawner):
             self.notebook_dir = self.course_root
         else:
             config = self.student_config
+        # JUPYTER_CONFIG_DIR is the role's read-only /etc/jupyter: the user's own lab settings stay in their home.
+        self.environment = {**self.environment, "JUPYTERLAB_SETTINGS_DIR": f"{home}/.jupyter/lab/user-settings",
+                            "JUPYTERLAB_WORKSPACES_DIR": f"{home}/.jupyter/lab/workspaces"}  # fmt: skip
         self.cmd = [*sandbox_command(name, binds, config), self.singleuser]
         return await super().start()
