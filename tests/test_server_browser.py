@@ -171,7 +171,8 @@ def click_in_row(page, list_id: str, label: str, timeout_ms: int = 60_000) -> No
         row.wait_for(state="visible", timeout=timeout_ms)
     except Exception as error:
         listing = page.locator("#nbgrader-assignment-list").inner_text()
-        raise AssertionError(f"no {ASSIGNMENT} in {list_id} (screenshot {shot(page, 'failure')}):\n{listing}") from error
+        where = shot(page, "failure")
+        raise AssertionError(f"no {ASSIGNMENT} in {list_id} (screenshot {where}):\n{listing}") from error
     row.locator("button", has_text=label).click()
 
 
