@@ -49,9 +49,9 @@ COURSE_BIN = str(Path(sys.executable).with_name("course"))
 class Hub:
     """`course serve`'s steps (hub.prepare, hub.start_hub) on a copy of the course, on a free loopback port."""
 
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, students: int = 2):
         tag = uuid.uuid4().hex[:5]
-        self.students = [f"dlcb-a-{tag}", f"dlcb-b-{tag}"]
+        self.students = [f"dlcb-{chr(ord('a') + n)}-{tag}" for n in range(students)]
         self.instructor = f"dlcb-t-{tag}"
         self.base = base
         self.course_root = base / "course"
