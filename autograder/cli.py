@@ -9,7 +9,7 @@ from typing import NoReturn
 import click
 
 from autograder.command import CourseGroup, run
-from autograder.course import BROKER_URL_ENV, DEFAULT_BROKER_URL, Course
+from autograder.course import BROKER_URL_ENV, DEFAULT_BROKER_URL, Course, CourseError
 from autograder.grading.parts import GPU_TESTS, QUEUES, Part
 
 course_option = click.option("--course", "course_root", type=click.Path(file_okay=False, path_type=Path), default=".",
@@ -306,11 +306,17 @@ def serve_command(roster: Path, instructor: str, exchange: Path, ip: str, port: 
     import signal
 
     from autograder.server import hub
+    from autograder.server.accounts import remove_accounts
 
     course = Course.load(course_root)
-    settings = hub.prepare(course, roster, instructor, exchange.resolve(), ip, port)
+    settings, created = hub.prepare(course, roster, instructor, exchange.resolve(), ip, port)
     log = Path(settings.state_dir) / "hub.log"
     process = hub.start_hub(settings, log)
+    try:
+        hub.wait_until_serving(settings, process, log)
+    except CourseError as error:
+        remove_accounts(created)
+        raise CourseError(f"{error}; the {len(created)} account(s) this run created were removed") from None
     signal.signal(signal.SIGTERM, lambda *_: hub.stop_hub(process))
     click.echo(f"course server: http://{ip}:{port} ({len(settings.students)} students, instructor {instructor}); "
                f"log {log}; Ctrl-C stops it")  # fmt: skip

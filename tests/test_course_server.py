@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from autograder.course import REPO_ROOT, Course, CourseError
-from autograder.server import accounts
+from autograder.server import accounts, hub
 from autograder.server.exchange import Exchange, collect, feedback_checksum, publish, return_feedback
 from autograder.server.roster import read_roster
 from autograder.server.spawner import sandbox_command
@@ -258,3 +259,41 @@ def test_inside_a_users_sandbox_only_their_home_and_the_exchange_exist(users, se
     assert lines[0] == f"{alice.uid} ['{alice.home.name}']", lines
     assert lines[1] == "False False False", "the course, root's files and the repository's sources must not be there"
     assert (alice.home / "note.txt").read_text() == "mine"
+
+
+def test_serving_on_a_taken_port_is_one_line_and_creates_nothing():
+    """`course serve` on a port already in use: exit 2, one line, no account created."""
+    base = Path(tempfile.mkdtemp(prefix="dlct-serve-"))
+    base.chmod(0o755)
+    names = [f"dlct-s-{uuid.uuid4().hex[:5]}", f"dlct-i-{uuid.uuid4().hex[:5]}"]
+    try:
+        root = base / "course"
+        root.mkdir()
+        shutil.copy(REPO_ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
+        roster = base / "roster.csv"
+        roster.write_text(f"username\n{names[0]}\n")
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            done = subprocess.run(
+                [str(Path(sys.executable).with_name("course")), "serve", "--roster", str(roster), "--instructor",
+                 names[1], "--exchange", str(base / "exchange"), "--port", str(port), "--course", str(root)],
+                capture_output=True, text=True, timeout=180,
+            )  # fmt: skip
+        assert done.returncode == 2, done
+        assert done.stderr == f"error: cannot serve on 127.0.0.1:{port}: Address already in use\n", done
+        assert all(accounts.account(name) is None for name in names) and not (base / "exchange").exists()
+    finally:
+        accounts.remove_accounts(names)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_hub_that_exits_at_start_is_reported_with_its_last_log_line(tmp_path):
+    log = tmp_path / "hub.log"
+    log.write_text("[I] starting\n[E] Failed to bind hub to http://127.0.0.1:8081/hub/\n")
+    process = subprocess.Popen(["false"])
+    blank = dict.fromkeys(hub.HubSettings.__dataclass_fields__, "")
+    settings = hub.HubSettings(**blank | {"ip": "127.0.0.1", "port": 1})
+    with pytest.raises(CourseError, match=r"JupyterHub did not start on 127.0.0.1:1: \[E\] Failed to bind hub"):
+        hub.wait_until_serving(settings, process, log, timeout=30)

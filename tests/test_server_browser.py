@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -63,24 +62,15 @@ class Hub:
         roster.write_text("username,name\n" + "".join(f"{name},Student {name}\n" for name in self.students))
         self.port = hub.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.settings = hub.prepare(Course.load(self.course_root), roster, self.instructor, base / "exchange",
-                                    "127.0.0.1", self.port)  # fmt: skip
+        self.settings, _ = hub.prepare(Course.load(self.course_root), roster, self.instructor, base / "exchange",
+                                       "127.0.0.1", self.port)  # fmt: skip
         state = Path(self.settings.state_dir)
         self.passwords = dict(csv.reader(open(state / "passwords.csv")))
         self.log = state / "hub.log"
         for name in self.students:
             self._quiet_lab(accounts.account(name))
         self.process = hub.start_hub(self.settings, self.log)
-        wait_until(self._answers, 60, f"JupyterHub at {self.url} (log {self.log})", every=0.3)
-
-    def _answers(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"JupyterHub exited with {self.process.returncode}:\n{self.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/hub/api", timeout=2) as answer:
-                return answer.status == 200
-        except OSError:
-            return False
+        hub.wait_until_serving(self.settings, self.process, self.log)
 
     @staticmethod
     def _quiet_lab(user: accounts.Account) -> None:

@@ -83,7 +83,17 @@ def write_role_configs(settings: HubSettings) -> None:
     )
 
 
-def prepare(course: Course, roster: Path, instructor: str, exchange_root: Path, ip: str, port: int) -> HubSettings:
+def _check_address_free(ip: str, port: int) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind((ip, port))
+        except OSError as error:
+            raise CourseError(f"cannot serve on {ip}:{port}: {error.strerror}") from None
+
+
+def prepare(
+    course: Course, roster: Path, instructor: str, exchange_root: Path, ip: str, port: int
+) -> tuple[HubSettings, list[str]]:
     """Check everything, then create what the server needs: the roster read whole first (nothing is
     created from a bad one), then accounts (removed again if a later step fails), exchange, configuration."""
     if os.geteuid() != 0:
@@ -93,6 +103,7 @@ def prepare(course: Course, roster: Path, instructor: str, exchange_root: Path, 
             raise CourseError(f"`course serve` needs {tool}; run scripts/setup.sh as root")
     if not PROXY.exists():
         raise CourseError(f"JupyterHub's proxy is not installed: {PROXY_INSTALL}")
+    _check_address_free(ip, port)
     students = [member.username for member in read_roster(roster, instructor)]
     state = course.root / ".hub"
     state.mkdir(mode=0o700, exist_ok=True)
@@ -125,7 +136,7 @@ def prepare(course: Course, roster: Path, instructor: str, exchange_root: Path, 
     except BaseException:
         accounts.remove_accounts(created)
         raise
-    return settings
+    return settings, created
 
 
 def start_hub(settings: HubSettings, log: Path) -> subprocess.Popen:
@@ -137,6 +148,27 @@ def start_hub(settings: HubSettings, log: Path) -> subprocess.Popen:
             [str(Path(sys.executable).with_name("jupyterhub")), "-f", str(CONFIG_FILE)],
             cwd=settings.state_dir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+
+
+def wait_until_serving(settings: HubSettings, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    """Return once the hub answers on its address; CourseError with the log's last line if it exits or
+    stays silent (a port in use, a broken configuration, the proxy missing)."""
+    import time
+    import urllib.request
+
+    url = f"http://{'127.0.0.1' if settings.ip in ('0.0.0.0', '') else settings.ip}:{settings.port}/hub/api"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    stop_hub(process)
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.exists() else []
+    last = lines[-1].strip()[:300] if lines else "(no output)"
+    raise CourseError(f"JupyterHub did not start on {settings.ip}:{settings.port}: {last} (log: {log})")
 
 
 def stop_hub(process: subprocess.Popen, timeout: float = 30) -> None:
