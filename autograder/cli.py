@@ -9,7 +9,7 @@ from typing import NoReturn
 import click
 
 from autograder.command import CourseGroup, run
-from autograder.course import BROKER_URL_ENV, DEFAULT_BROKER_URL, Course, CourseError
+from autograder.course import BROKER_URL_ENV, DEFAULT_BROKER_URL, Course, CourseError, hand_to_owner
 from autograder.grading.parts import GPU_TESTS, QUEUES, Part
 
 course_option = click.option("--course", "course_root", type=click.Path(file_okay=False, path_type=Path), default=".",
@@ -141,6 +141,8 @@ def grade_command(
     except KeyboardInterrupt:
         click.echo("interrupted: finished submissions are recorded; run the same command again to grade the rest")
         raise SystemExit(130) from None
+    finally:
+        hand_to_owner(course)
     click.echo(batch_summary(course, assignment, report, workers))
     if report.has_problems:
         raise SystemExit(1)
@@ -234,6 +236,7 @@ def feedback_command(assignment: str, published: bool, course_root: Path) -> Non
 
     course = Course.load(course_root)
     click.echo(write_all_feedback(course, graded_results(course, assignment), published))
+    hand_to_owner(course)
 
 
 @cli.command("report")
@@ -248,6 +251,7 @@ def report_command(assignment: str, course_root: Path) -> None:
     course = Course.load(course_root)
     results = graded_results(course, assignment)
     path = write_course_report(course, assignment, results)
+    hand_to_owner(course)
     click.echo(f"{assignment}: report on {len(results)} submission(s) in {path}; LMS grades: {path.parent / 'lms.csv'}")
 
 
@@ -357,6 +361,7 @@ def collect_command(assignment: str, course_root: Path) -> None:
     settings = load_settings(course)
     uids = {name: found.uid for name in settings.students if (found := accounts.account(name)) is not None}
     done = collect(course, Exchange(Path(settings.exchange), course.course_id), assignment, uids)
+    hand_to_owner(course)
     click.echo(f"{assignment}: collected {len(done.copied)}, unchanged {len(done.unchanged)}, "
                f"problems {len(done.problems)}")  # fmt: skip
     for problem in done.problems:

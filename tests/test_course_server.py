@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.course import REPO_ROOT, Course, CourseError
+from autograder.course import REPO_ROOT, Course, CourseError, hand_to_owner
 from autograder.server import accounts, hub
 from autograder.server.exchange import Exchange, collect, feedback_checksum, publish, return_feedback
 from autograder.server.roster import read_roster
@@ -137,6 +137,19 @@ def submit_as(user: accounts.Account, exchange: Exchange, name: str, files: dict
 
 def _uids(users) -> dict[str, int]:
     return {users[role].username: users[role].uid for role in ("alice", "mallory")}
+
+
+def test_what_root_writes_in_the_instructors_course_becomes_theirs(users, served):
+    """So that formgrader, running as the instructor, can write the gradebook `course grade` (root) made."""
+    course, _ = served
+    teacher = users["teacher"]
+    (course.root / "gradebook.db").write_text("")
+    (course.autograded_dir / "alice").mkdir(parents=True)
+    (course.autograded_dir / "alice" / "a.ipynb").write_text("{}")
+    hand_to_owner(course)
+    for path in (course.root / "gradebook.db", course.autograded_dir / "alice" / "a.ipynb"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (teacher.uid, teacher.gid), path
+    assert (course.root / "source").stat().st_uid == 0, "only what the verbs write changes hands"
 
 
 def test_collect_takes_each_students_latest_submission_with_its_timestamp(users, served):

@@ -2,7 +2,8 @@
 instructor (real Linux accounts, PAM logins); the instructor publishes a1; student 1 logs in, fetches a1 in
 nbgrader's Assignment List, puts a working solution into the notebook, runs it (the self-check passes) and
 submits; student 2 submits the untouched notebook; the instructor collects, grades, writes and returns
-feedback with the `course` verbs; student 1 fetches the feedback and sees the score. Screenshots of each
+feedback with the `course` verbs; student 1 fetches the feedback and sees the score; the instructor's
+formgrader lists both students' submissions. Screenshots of each
 step are kept in artifacts/browser/server-*.png.
 
 Needs root (accounts, the hub), as `course serve` does; Chromium that cannot be launched is a failure.
@@ -67,7 +68,7 @@ class Hub:
         state = Path(self.settings.state_dir)
         self.passwords = dict(csv.reader(open(state / "passwords.csv")))
         self.log = state / "hub.log"
-        for name in self.students:
+        for name in [*self.students, self.instructor]:
             self._quiet_lab(accounts.account(name))
         self.process = hub.start_hub(self.settings, self.log)
         hub.wait_until_serving(self.settings, self.process, self.log)
@@ -246,5 +247,19 @@ def test_publish_fetch_submit_collect_grade_and_feedback_round_trip(course_hub, 
         shot(page, "4-feedback")
         score = re.search(r"Autograded score:\s*([\d.]+) / ([\d.]+)", text)
         assert score and score.group(1) == score.group(2), f"student 1's feedback: {text[:600]}"
+    finally:
+        page.context.close()
+
+    # The instructor's formgrader opens the graded course (the gradebook `course grade` wrote as root).
+    page = log_in(browser, course_hub, course_hub.instructor)
+    try:
+        page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Nbgrader$")).click()
+        page.click("li[data-command='nbgrader:open-formgrader']")
+        frame = page.frame_locator("iframe").first
+        row = frame.locator("tr", has_text=ASSIGNMENT).first
+        row.wait_for(timeout=60_000)
+        shot(page, "5-formgrader")
+        cells = [text.strip() for text in row.locator("td").all_inner_texts()]
+        assert "2" in cells, f"formgrader's row for {ASSIGNMENT} does not count 2 submissions: {cells}"
     finally:
         page.context.close()

@@ -75,6 +75,11 @@ def write_role_configs(settings: HubSettings) -> None:
     _write(student / "labconfig" / "page_config.json",
            json.dumps({"disabledExtensions": dict.fromkeys(STUDENT_LAB_OFF, True)}, indent=2))  # fmt: skip
     instructor = Path(settings.instructor_config)
+    # Formgrader is a page of the instructor's own server shown in a frame of JupyterLab: the single-user
+    # server's default policy (frame-ancestors 'none') would block it.
+    _write(instructor / "jupyter_server_config.json",
+           json.dumps({"ServerApp": {"tornado_settings": {"headers": {
+               "Content-Security-Policy": "frame-ancestors 'self'"}}}}, indent=2))  # fmt: skip
     _write(
         instructor / "nbgrader_config.py",
         "c = get_config()  # noqa: F821\n" + common

@@ -34,6 +34,8 @@ c.SandboxedSpawner.student_config = settings["student_config"]
 c.SandboxedSpawner.instructor_config = settings["instructor_config"]
 c.SandboxedSpawner.singleuser = settings["singleuser"]
 c.Spawner.default_url = "/lab"
-c.Spawner.environment = {"JUPYTER_CONFIG_DIR": "/etc/jupyter"}  # the role's configuration, mounted there
+# The role's configuration is mounted at /etc/jupyter, read-only: ahead of the virtualenv's own (which turns
+# every nbgrader extension on), behind the user's ~/.jupyter (where Jupyter and nbgrader write their state).
+c.Spawner.environment = {"JUPYTER_CONFIG_PATH": "/etc/jupyter"}
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120

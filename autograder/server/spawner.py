@@ -82,8 +82,5 @@ class SandboxedSpawner(LocalProcessSpawner):
             self.notebook_dir = self.course_root
         else:
             config = self.student_config
-        # JUPYTER_CONFIG_DIR is the role's read-only /etc/jupyter: the user's own lab settings stay in their home.
-        self.environment = {**self.environment, "JUPYTERLAB_SETTINGS_DIR": f"{home}/.jupyter/lab/user-settings",
-                            "JUPYTERLAB_WORKSPACES_DIR": f"{home}/.jupyter/lab/workspaces"}  # fmt: skip
         self.cmd = [*sandbox_command(name, binds, config), self.singleuser]
         return await super().start()
