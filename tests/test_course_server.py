@@ -152,6 +152,15 @@ def test_what_root_writes_in_the_instructors_course_becomes_theirs(users, served
     assert (course.root / "source").stat().st_uid == 0, "only what the verbs write changes hands"
 
 
+def test_the_exchange_verbs_refuse_an_exchange_that_was_never_set_up(tmp_path):
+    course = Course.load(REPO_ROOT)
+    with pytest.raises(CourseError, match="no exchange for course 'dl-course' here; `course serve` creates it"):
+        publish(course, Exchange(tmp_path / "missing", "dl-course"), A1)
+    shutil.copy(REPO_ROOT / "nbgrader_config.py", tmp_path / "nbgrader_config.py")
+    with pytest.raises(CourseError, match="no course server set up for this course"):
+        hub.load_settings(Course.load(tmp_path))
+
+
 def test_collect_takes_each_students_latest_submission_with_its_timestamp(users, served):
     course, exchange = served
     alice = users["alice"]

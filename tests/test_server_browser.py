@@ -245,6 +245,9 @@ def test_publish_fetch_submit_collect_grade_and_feedback_round_trip(course_hub, 
         page.goto(f"{course_hub.url}/user/{first}/files/{relative}")
         text = page.locator("body").inner_text()
         shot(page, "4-feedback")
+        fetched = (accounts.account(first).home / ASSIGNMENT / NOTEBOOK).read_text()
+        for seen in (text, fetched, feedback.read_text()):
+            assert "HIDDEN TESTS" not in seen and "1001" not in seen, "hidden tests reached the student"
         score = re.search(r"Autograded score:\s*([\d.]+) / ([\d.]+)", text)
         assert score and score.group(1) == score.group(2), f"student 1's feedback: {text[:600]}"
     finally:
