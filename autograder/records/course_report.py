@@ -1,8 +1,10 @@
 """The instructor's course report for one assignment: reports/<assignment>/.
 
-- report.html: per question the mean, the pass rate (full points), how many lost points and the most
-  common failure messages (numbers collapsed, so "relative error 3.1e-02" and "relative error 4.0e-02"
-  count as one), then the submissions with problems. Full messages: this page is for instructors.
+- report.html: the item analysis (item_analysis.py: per question mean, median, standard deviation, pass
+  rate, discrimination, mean by total-score quintile, losses to timeouts, crashes and intake problems, and
+  the questions to look at, with the reason); then per question the histogram, how many lost points and
+  the most common failure messages (numbers collapsed, so "relative error 3.1e-02" and "relative error
+  4.0e-02" count as one), then the submissions with problems. Full messages: this page is for instructors.
 - hist_<grade_id>.png per autograded question and score_histogram.png for the total (matplotlib, Agg).
 - lms.csv: one row per student for the LMS gradebook (grades.csv, written by `course grade`, has the
   per-question breakdown; this file has what an LMS import needs: the score, the maximum, the percent
@@ -21,6 +23,7 @@ from autograder.course import Course
 from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 from autograder.records.feedback import is_waiting_for_gpu
 from autograder.records.html import render
+from autograder.records.item_analysis import ItemStats, item_analysis
 
 # A number standing alone: "3.1e-02", "-1", "[2, 3]"; not the digits inside "float64" or "7f3a".
 NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?!\w)")
@@ -132,6 +135,18 @@ def _question(question: QuestionStats) -> dict:
     }  # fmt: skip
 
 
+def _item(item: ItemStats) -> dict:
+    discrimination = "n/a" if item.discrimination is None else f"{item.discrimination:.2f}"
+    return {
+        "grade_id": item.grade_id, "n": len(item.scores), "max_points": f"{item.max_points:g}",
+        "mean": f"{item.mean:.2f}", "median": f"{item.median:g}", "std": f"{item.std:.2f}",
+        "pass_rate": f"{item.pass_rate:.0%}", "discrimination": discrimination,
+        "quintiles": " / ".join(f"{m:.1f}" for m in item.quintile_means) or "n/a (fewer than 5)",
+        "broken": ", ".join(f"{kind} {share:.0%}" for kind, share in item.failure_shares.items() if share) or "none",
+        "flags": item.flags,
+    }  # fmt: skip
+
+
 def render_report(assignment: str, results: list[SubmissionResult], questions: list[QuestionStats]) -> str:
     ordered = sorted(results, key=lambda r: r.student)
     totals = [r.score for r in ordered]
@@ -144,6 +159,7 @@ def render_report(assignment: str, results: list[SubmissionResult], questions: l
         mean=f"{mean:.2f} / {auto_max:g}",
         manual=sum(any(c.manual and not is_waiting_for_gpu(c) for c in r.cells) for r in ordered),
         questions=[_question(q) for q in questions],
+        items=[_item(item) for item in item_analysis(ordered)],
         problems=[(r.student, "; ".join(r.problems)) for r in ordered if r.problems],
         waiting_for_gpu=WAITING_FOR_GPU,
     )
