@@ -6,7 +6,8 @@
   the most common failure messages (numbers collapsed, so "relative error 3.1e-02" and "relative error
   4.0e-02" count as one), then the submissions with problems. Full messages: this page is for instructors.
 - hist_<grade_id>.png per autograded question and score_histogram.png for the total (matplotlib, Agg).
-- lms.csv: one row per student for the LMS gradebook (grades.csv, written by `course grade`, has the
+- lms.csv (after late penalties, late.py, with the raw score beside): one row per student for the LMS
+  gradebook (grades.csv, written by `course grade`, has the
   per-question breakdown; this file has what an LMS import needs: the score, the maximum, the percent
   and whether points are still pending, i.e. manually graded or waiting for a GPU runner).
 """
@@ -17,6 +18,7 @@ import csv
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from autograder.course import Course
@@ -24,6 +26,7 @@ from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionRe
 from autograder.records.feedback import is_waiting_for_gpu
 from autograder.records.html import render
 from autograder.records.item_analysis import ItemStats, item_analysis
+from autograder.records.late import lateness, policy
 
 # A number standing alone: "3.1e-02", "-1", "[2, 3]"; not the digits inside "float64" or "7f3a".
 NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?!\w)")
@@ -147,7 +150,14 @@ def _item(item: ItemStats) -> dict:
     }  # fmt: skip
 
 
-def render_report(assignment: str, results: list[SubmissionResult], questions: list[QuestionStats]) -> str:
+def render_report(
+    assignment: str,
+    results: list[SubmissionResult],
+    questions: list[QuestionStats],
+    late_rows: list[tuple[str, str, str]] = (),
+    late_problems: list[str] = (),
+    late_policy: str = "no late penalty",
+) -> str:
     ordered = sorted(results, key=lambda r: r.student)
     totals = [r.score for r in ordered]
     auto_max = max((r.auto_max for r in ordered), default=0.0)
@@ -162,33 +172,45 @@ def render_report(assignment: str, results: list[SubmissionResult], questions: l
         items=[_item(item) for item in item_analysis(ordered)],
         problems=[(r.student, "; ".join(r.problems)) for r in ordered if r.problems],
         waiting_for_gpu=WAITING_FOR_GPU,
+        late_rows=list(late_rows),
+        late_problems=list(late_problems),
+        late_policy=late_policy,
     )
 
 
-def write_lms_csv(course: Course, assignment: str, results: list[SubmissionResult]) -> Path:
-    """One row per student: the autograded score, the maximum (all points), the percent of it so far and
-    how many points are still missing (manually graded, or GPU tests waiting for a runner): the percent
-    is final once pending is "no"."""
+def write_lms_csv(course: Course, assignment: str, results: list[SubmissionResult]) -> tuple[Path, list[str]]:
+    """One row per student: the score after any late penalty, the maximum (all points), the percent of it
+    so far and how many points are still missing (manually graded, or GPU tests waiting for a runner): the
+    percent is final once pending is "no". Beside them the raw score, the penalty and the hours late
+    (late.py: computed now from the due dates and extensions, so a changed date needs no regrading).
+    Returns the path and the late-penalty problems (missing timestamps, unknown students)."""
     folder = course.reports_dir / assignment
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "lms.csv"
+    late, problems = lateness(course, assignment, [r.student for r in results])
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student_id", "score", "max_score", "percent", "pending", "pending_points"])
+        writer.writerow(["student_id", "score", "max_score", "percent", "pending", "pending_points",
+                         "raw_score", "late_penalty", "late_hours"])  # fmt: skip
         for result in sorted(results, key=lambda r: r.student):
             pending = sum(c.max_points for c in result.cells if c.manual or is_waiting_for_gpu(c))
-            percent = 100 * result.score / result.max_score if result.max_score else 0.0
+            penalty = late[result.student].penalty(result.score)
+            score = result.score - penalty
+            percent = 100 * score / result.max_score if result.max_score else 0.0
             writer.writerow(
                 [
                     result.student,
-                    f"{result.score:g}",
+                    f"{score:g}",
                     f"{result.max_score:g}",
                     f"{percent:.1f}",
                     "yes" if pending else "no",
                     f"{pending:g}",
+                    f"{result.score:g}",
+                    f"{penalty:g}",
+                    f"{late[result.student].late_by.total_seconds() / 3600:.2f}",
                 ]
             )
-    return path
+    return path, problems
 
 
 def write_course_report(course: Course, assignment: str, results: list[SubmissionResult]) -> Path:
@@ -200,7 +222,11 @@ def write_course_report(course: Course, assignment: str, results: list[Submissio
         _histogram(folder / _file_name(question.grade_id), question.scores, question.max_points, question.grade_id)
     auto_max = max((r.auto_max for r in results), default=0.0)
     _histogram(folder / "score_histogram.png", [r.score for r in results], auto_max, "autograded score")
-    write_lms_csv(course, assignment, results)
+    _, late_problems = write_lms_csv(course, assignment, results)
+    late, _ = lateness(course, assignment, [r.student for r in results])
+    late_rows = [(student, found.describe(), f"{1 - found.multiplier:.0%}") for student, found in sorted(late.items())
+                 if found.late_by > timedelta(0)]  # fmt: skip
     path = folder / "report.html"
-    path.write_text(render_report(assignment, results, questions), encoding="utf-8")
+    page = render_report(assignment, results, questions, late_rows, late_problems, policy(course).describe())
+    path.write_text(page, encoding="utf-8")
     return path

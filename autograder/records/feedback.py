@@ -17,6 +17,7 @@ from pathlib import Path
 from autograder.course import Course
 from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 from autograder.records.html import render
+from autograder.records.late import Lateness, lateness, policy
 
 
 def feedback_dir(course: Course) -> Path:
@@ -65,7 +66,9 @@ def _for_notebook(lines: list[str], notebook: str) -> list[str]:
     return [line.removeprefix(prefix) for line in lines if line.startswith(prefix)]
 
 
-def render_feedback(result: SubmissionResult, published: bool) -> str:
+def render_feedback(
+    result: SubmissionResult, published: bool, late: Lateness | None = None, late_policy: str = ""
+) -> str:
     names = list(dict.fromkeys(cell.notebook for cell in result.cells))
     notebooks = [
         {"name": name, "rows": [_row(cell, published) for cell in result.cells if cell.notebook == name],
@@ -79,6 +82,11 @@ def render_feedback(result: SubmissionResult, published: bool) -> str:
         "feedback.html.j2",
         title=f"{result.assignment}: feedback for {result.student}",
         score=f"{result.score:g} / {result.auto_max:g}",
+        late=late.describe() if late and late.multiplier < 1 else "",
+        late_penalty=f"{late.penalty(result.score):g}" if late else "",
+        late_score=f"{result.score - late.penalty(result.score):g}" if late else "",
+        late_policy=late_policy,
+        late_problem=late.problem if late else "",
         manual_pending=f"{manual_pending:g}" if manual_pending else "",
         gpu_pending=sum(is_waiting_for_gpu(cell) for cell in result.cells),
         waiting_for_gpu=WAITING_FOR_GPU,
@@ -89,7 +97,9 @@ def render_feedback(result: SubmissionResult, published: bool) -> str:
     )
 
 
-def write_feedback(course: Course, result: SubmissionResult, published: bool = False) -> Path:
+def write_feedback(
+    course: Course, result: SubmissionResult, published: bool = False, late: Lateness | None = None
+) -> Path:
     """Write feedback/<student>/<assignment>/feedback.html and return its path."""
     for name in (result.student, result.assignment):
         if name in ("", ".", "..") or "/" in name or "\\" in name:
@@ -97,14 +107,17 @@ def write_feedback(course: Course, result: SubmissionResult, published: bool = F
     folder = feedback_dir(course) / result.student / result.assignment
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "feedback.html"
-    path.write_text(render_feedback(result, published), encoding="utf-8")
+    path.write_text(render_feedback(result, published, late, policy(course).describe()), encoding="utf-8")
     return path
 
 
 def write_all_feedback(course: Course, results: list[SubmissionResult], published: bool) -> str:
     """Every result's feedback page; returns the line that says where they are."""
+    late = {}
+    for assignment in {result.assignment for result in results}:
+        late[assignment], _ = lateness(course, assignment, [r.student for r in results if r.assignment == assignment])
     for result in results:
-        write_feedback(course, result, published)
+        write_feedback(course, result, published, late[result.assignment].get(result.student))
     visibility = "with hidden tests' messages" if published else "public messages only"
     assignments = ", ".join(sorted({result.assignment for result in results}))
     return f"{assignments}: feedback for {len(results)} student(s), {visibility}, in {feedback_dir(course)}"
