@@ -24,6 +24,7 @@ from autograder.server import accounts, hub
 from autograder.server.exchange import Exchange, collect, feedback_checksum, publish, return_feedback
 from autograder.server.roster import read_roster
 from autograder.server.spawner import sandbox_command
+from tests.helpers import SQUARES_OK, submit
 
 A1 = "a1_backprop"
 
@@ -319,3 +320,21 @@ def test_a_hub_that_exits_at_start_is_reported_with_its_last_log_line(tmp_path):
     settings = hub.HubSettings(**blank | {"ip": "127.0.0.1", "port": 1})
     with pytest.raises(CourseError, match=r"JupyterHub did not start on 127.0.0.1:1: \[E\] Failed to bind hub"):
         hub.wait_until_serving(settings, process, log, timeout=30)
+
+
+def test_formgrader_autograde_under_the_instructors_configuration_runs_no_student_code(released, tmp_path):
+    """nbgrader's autograde (formgrader's button) with the server's instructor configuration stops with the
+    reason before any cell of the submission runs: students' code would run as the instructor."""
+    marker = tmp_path / "student-code-ran"
+    folder = submit(released, "ps1", "mallory", {"squares": f"open({str(marker)!r}, 'w').close()\n" + SQUARES_OK})
+    settings = hub.HubSettings(**dict.fromkeys(hub.HubSettings.__dataclass_fields__, "") | {
+        "exchange": str(tmp_path / "exchange"), "course_id": "dl-course", "course_root": str(released.root),
+        "student_config": str(tmp_path / "student"), "instructor_config": str(tmp_path / "instructor")})  # fmt: skip
+    hub.write_role_configs(settings)
+    env = {**os.environ, "JUPYTER_CONFIG_PATH": settings.instructor_config}
+    nbgrader = str(Path(sys.executable).with_name("nbgrader"))
+    for argv in (["generate_assignment", "ps1", "--force"], ["autograde", "ps1", "--student", "mallory"]):
+        done = subprocess.run([nbgrader, *argv], cwd=released.root, env=env, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+    assert folder.is_dir() and not marker.exists(), "nbgrader autograde ran the student's code"
+    assert "Autograding from formgrader is turned off on this server" in done.stdout + done.stderr, done
