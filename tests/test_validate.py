@@ -1,5 +1,6 @@
 """`course validate` on every assignment: solution full marks, blank release 0, every seeded bug caught."""
 
+import nbformat
 import pytest
 
 from autograder.authoring import mutants
@@ -7,25 +8,49 @@ from autograder.authoring.auto_mutants import notebook_mutants
 from autograder.authoring.release import release
 from autograder.authoring.validate import validate
 from autograder.course import REPO_ROOT, Course, CourseError
+from autograder.grading import time_limits
 from autograder.grading.grade import AssignmentSource
 
 COURSE_ASSIGNMENTS = Course.load(REPO_ROOT).assignments()
 
 
 AUTO_MUTANT_SAMPLE = 6  # per assignment in CI; bench/auto_mutants.py grades them all
+CI_GRADING_BUDGET_S = 240  # solution-runs of grading per assignment in CI (2 workers: about 2 minutes)
+FULL_CI_UNDER_S = 10  # a solution this fast is validated in full in CI
+
+
+def ci_plan(repo_course, assignment) -> tuple[int, int | None, int]:
+    """(seeds, declared mutants to grade or None for all, automatic mutants) for CI. An assignment whose
+    solution runs longer gets a seeded sample sized to CI_GRADING_BUDGET_S; `course validate <a> --seeds 5
+    --auto-mutants` grades everything (the README's tables come from it)."""
+    solution = nbformat.read(repo_course.solutions_dir / assignment / f"{assignment}.ipynb", as_version=4)
+    total_s = time_limits.stored_timing(solution).total_s
+    if total_s <= FULL_CI_UNDER_S:
+        return 5, None, AUTO_MUTANT_SAMPLE
+    runs = int(CI_GRADING_BUDGET_S / total_s)
+    return (3, max(8, runs), 4) if runs >= 10 else (2, max(6, runs), 2)
 
 
 @pytest.mark.parametrize("assignment", COURSE_ASSIGNMENTS)
 def test_assignment_validates(repo_course, assignment):
-    """The solution (re-seeded 5 times: thresholded tests pass on every seed), the blank release, every
-    declared bug, mistake and cheat, and a sample of automatic mutants, graded in one batch."""
-    report = validate(repo_course, assignment, quick=True, seeds=5, auto=True, auto_mutants_sample=AUTO_MUTANT_SAMPLE)
+    """The solution (re-seeded: thresholded tests pass on every seed), the blank release, every declared
+    bug, mistake and cheat (a sample, for a slow solution), and a sample of automatic mutants, in one batch."""
+    seeds, mutant_sample, auto_sample = ci_plan(repo_course, assignment)
+    report = validate(repo_course, assignment, quick=True, seeds=seeds, auto=True, auto_mutants_sample=auto_sample,
+                      mutant_sample=mutant_sample)  # fmt: skip
     assert report.ok, report.table()
-    declared = [check for check in report.checks if check.group == "mutant"]
+    declared = mutants.load(repo_course, assignment).mutants
     assert len(declared) >= 10, f"{assignment} declares only {len(declared)} mutants"
-    assert len([check for check in report.checks if check.group == "seed"]) == 4, report.table()
-    assert report.auto.graded == AUTO_MUTANT_SAMPLE < report.auto.generated, report.table()
-    assert report.auto.killed >= AUTO_MUTANT_SAMPLE // 2, report.table()
+    graded = [check for check in report.checks if check.group == "mutant"]
+    assert len(graded) == min(mutant_sample or len(declared), len(declared)), report.table()
+    assert len([check for check in report.checks if check.group == "seed"]) == seeds - 1, report.table()
+    assert report.auto.graded == auto_sample < report.auto.generated, report.table()
+    assert report.auto.killed >= auto_sample // 2, report.table()
+
+
+def test_a_sample_of_declared_mutants_grades_only_those(released):
+    report = validate(released, "ps1", mutant_sample=1, sample_seed=3)
+    assert report.ok and [c.group for c in report.checks].count("mutant") == 1, report.table()
 
 
 def test_fixture_course_validates_and_a_surviving_mutant_is_reported(released):

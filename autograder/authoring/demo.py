@@ -27,11 +27,13 @@ def build_demo_course(
     copies: int = 1,
     garbage: bool = True,
     extra: dict[str, dict[str, nbformat.NotebookNode]] | None = None,
+    mutant_numbers: set[int] | None = None,
 ) -> Course:
     """A fresh course directory at `root` with submitted/<student>/<assignment>/ for a demo batch.
 
     copies: how many students submit the solution and how many submit the blank release.
     extra: more submissions, {student: {notebook name: notebook}} (validation's seed runs, automatic mutants).
+    mutant_numbers: only these declared mutants (by their place in mutants.toml); None: every one.
     """
     root.mkdir(parents=True)
     shutil.copy(course.root / "nbgrader_config.py", root / "nbgrader_config.py")
@@ -56,6 +58,8 @@ def build_demo_course(
         submit(f"blank_{number:02d}", blank)
     declared = mutants.load(demo, assignment)
     for number, mutant in enumerate(declared.mutants):
+        if mutant_numbers is not None and number not in mutant_numbers:
+            continue
         submit(f"mutant_{number:02d}", mutants.apply_edits(source.notebooks, mutant.edits, mutant.name, declared.path))
     for student, notebooks in (extra or {}).items():
         submit(student, notebooks)

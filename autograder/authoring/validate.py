@@ -147,6 +147,7 @@ def validate(
     auto_mutants_sample: int | None = None,
     auto: bool = False,
     sample_seed: int = 0,
+    mutant_sample: int | None = None,
 ) -> ValidationReport:
     """Grade the demo batch (solution, blank release, one submission per mutant, seed runs, automatic
     mutants) and check each verdict.
@@ -154,7 +155,9 @@ def validate(
     quick: grade each mutant only up to its first lost point (enough to know it is caught; the report
     then names that one test instead of every test that catches it).
     seeds: also grade the solution with {seed} = 1..seeds-1 in mutants.toml's [[seed]] entries.
-    auto: grade automatic mutants, all of them or a sample of auto_mutants_sample (chosen with sample_seed)."""
+    auto: grade automatic mutants, all of them or a sample of auto_mutants_sample (chosen with sample_seed).
+    mutant_sample: grade only this many of the declared mutants, chosen with sample_seed (CI's budget for
+    an assignment whose solution runs long; `course validate` grades them all)."""
     from autograder.authoring.demo import build_demo_course
     from autograder.batch.coordinator import grade_batch
 
@@ -178,9 +181,13 @@ def validate(
         _auto_mutant_submissions(source, declared, auto_mutants_sample, sample_seed) if auto else ({}, 0, 0)
     )
     extra.update({student: notebooks for student, (_, notebooks) in auto_submissions.items()})
+    numbers = None
+    if mutant_sample is not None and mutant_sample < len(declared.mutants):
+        numbers = set(random.Random(sample_seed).sample(range(len(declared.mutants)), mutant_sample))
 
     with tempfile.TemporaryDirectory(prefix="validate-") as tmp:
-        demo = build_demo_course(course, assignment, Path(tmp) / "course", garbage=False, extra=extra)
+        demo = build_demo_course(course, assignment, Path(tmp) / "course", garbage=False, extra=extra,
+                                 mutant_numbers=numbers)  # fmt: skip
         if auto:
             with open(demo.root / "nbgrader_config.py", "a") as config:
                 config.write(f"\nc.ExecutePreprocessor.timeout = {AUTO_MUTANT_CELL_TIMEOUT_S}\n")
@@ -191,7 +198,7 @@ def validate(
     results = {result.student: result for result in batch.results}
 
     solved = results["correct_00"]
-    report.checks.extend(demo_batch_checks(results, declared))
+    report.checks.extend(demo_batch_checks(results, declared, numbers))
     for seed in range(1, seeds):
         report.checks.append(full_marks_check(f"solution, seed {seed}", results[f"seed_{seed:02d}"], "seed"))
     if auto:

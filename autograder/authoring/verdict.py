@@ -35,8 +35,11 @@ def full_marks_check(name: str, result: SubmissionResult | None, group: str) -> 
     return Check(name, f"{result.auto_max:g}/{result.auto_max:g}", got, ok, group)
 
 
-def demo_batch_checks(results: dict[str, SubmissionResult], declared: mutants.MutantsFile) -> list[Check]:
-    """The checks of a batch built by demo.build_demo_course, by student name."""
+def demo_batch_checks(
+    results: dict[str, SubmissionResult], declared: mutants.MutantsFile, mutant_numbers: set[int] | None = None
+) -> list[Check]:
+    """The checks of a batch built by demo.build_demo_course, by student name (only the mutants in
+    mutant_numbers, when the batch was built with a sample of them)."""
     solved, blank = results.get("correct_00"), results.get("blank_00")
     checks = [full_marks_check("solution", solved, "solution")]
     if blank is None:
@@ -45,6 +48,8 @@ def demo_batch_checks(results: dict[str, SubmissionResult], declared: mutants.Mu
         checks.append(Check("blank release", f"0/{blank.auto_max:g}", score(blank), blank.score == 0, "blank"))
     full = f"{solved.auto_max:g}/{solved.auto_max:g}" if solved else "every point"
     for number, mutant in enumerate(declared.mutants):
+        if mutant_numbers is not None and number not in mutant_numbers:
+            continue
         name = f"{mutant.kind}: {mutant.name}"
         graded = results.get(f"mutant_{number:02d}")
         if graded is None or solved is None:
