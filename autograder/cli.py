@@ -255,6 +255,33 @@ def report_command(assignment: str, course_root: Path) -> None:
     click.echo(f"{assignment}: report on {len(results)} submission(s) in {path}; LMS grades: {path.parent / 'lms.csv'}")
 
 
+@cli.command("similarity")
+@click.argument("assignment")
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Pairs shown side by side in similarity.html.")
+@click.option("--common", "common_share", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="Ignore code found in more than this share of the submissions (common idioms).")
+@course_option
+def similarity_command(assignment: str, top: int, common_share: float, course_root: Path) -> None:
+    """Rank pairs of submissions of ASSIGNMENT by the solution code they share: reports/<ASSIGNMENT>/
+    similarity.csv (every pair sharing code) and similarity.html (the top pairs side by side).
+
+    Only solution cells are compared, after normalisation (renamed variables, reordered functions, comments
+    and spacing do not matter); release code and common idioms are ignored. Evidence for a person to
+    read, never an automatic penalty. Exit code 1 when some notebook was skipped (each is listed).
+    """
+    from autograder.records.similarity_report import write_similarity_report
+
+    course = Course.load(course_root)
+    report = write_similarity_report(course, assignment, top, common_share)
+    hand_to_owner(course)
+    click.echo(report.line())
+    for skipped in report.result.skipped:
+        click.echo(f"  skipped {skipped}")
+    if report.result.skipped:
+        raise SystemExit(1)
+
+
 @cli.command("demo")
 @click.argument("assignment", default="a1_backprop")
 @workers_option
