@@ -285,6 +285,8 @@ def test_disguises_change_no_token():
     three = "def f(x, w):\n    out = np.matmul(x, w, axis=1)\n    return out"
     texts = [t.text for t in fingerprints.normalised_tokens(three, {"np", "f"})]
     assert "matmul" in texts and "axis" in texts and "x" not in texts  # library calls and keywords stay
+    broken = "def f(x):\n    y = (x +\n  z = np.exp(x)"  # does not tokenize as a whole: read line by line
+    assert "exp" in [t.text for t in fingerprints.normalised_tokens(broken, {"np", "f"})]
 
 
 def test_copied_pair_ranks_first_and_honest_pairs_score_low(batch):

@@ -27,6 +27,7 @@ W = 8  # k-grams in a winnowing window: a run of K + W - 1 = 19 equal tokens alw
 MASKED = 2**64  # above every hash: a k-gram winnowing must not keep (release code, common idioms)
 
 BUILTINS = frozenset(dir(builtins))
+_STRUCTURE = {tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
 _SKIPPED = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
 _STATEMENT_ENDS = {tokenize.NEWLINE, tokenize.ENDMARKER, tokenize.DEDENT}
 _FSTRING_START = getattr(tokenize, "FSTRING_START", None)  # Python 3.12+ splits f-strings into parts
@@ -90,7 +91,7 @@ def _raw_tokens(code: str) -> list[tuple[tokenize.TokenInfo, int, int]]:
         text = line.lstrip()
         shift = len(line) - len(text)
         for t in _tokens_until_error(text):
-            if t.type not in (tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
+            if t.type not in (tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):  # one line: no structure
                 start = offset(t.start[0], t.start[1], number, shift)
                 found.append((t, start, offset(t.end[0], t.end[1], number, shift)))
     return found
@@ -106,8 +107,8 @@ def _number(text: str) -> str:
 
 def normalised_tokens(code: str, keep: Collection[str] = ()) -> list[Token]:
     """The tokens of one cell, normalised (see the module's docstring); `keep`: names everyone was given."""
-    raw = [r for r in _raw_tokens(code) if r[0].type not in _SKIPPED and r[0].string.strip() != "" or
-           r[0].type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)]  # fmt: skip
+    raw = [(token, start, end) for token, start, end in _raw_tokens(code)
+           if token.type in _STRUCTURE or (token.type not in _SKIPPED and token.string.strip())]  # fmt: skip
     tokens: list[Token] = []
     brackets: list[str] = []  # open brackets; "def" for the parameter list of a def
     fstring_depth, fstring_start = 0, 0
@@ -144,10 +145,10 @@ def normalised_tokens(code: str, keep: Collection[str] = ()) -> list[Token]:
             chosen = not (keyword.iskeyword(text) or text in BUILTINS or text in keep or attribute or keyword_argument)
             tokens.append(Token("V" if chosen else text, start, end))
         else:
-            if text in "([{":
+            if text in ("(", "[", "{"):
                 opens_def = text == "(" and i >= 2 and raw[i - 2][0].string == "def"
                 brackets.append("def" if opens_def else text)
-            elif text in ")]}" and brackets:
+            elif text in (")", "]", "}") and brackets:
                 brackets.pop()
             tokens.append(Token(text, start, end))
     return tokens
