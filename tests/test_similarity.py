@@ -323,11 +323,14 @@ def test_unreadable_notebooks_are_skipped_with_the_reason_and_the_rest_compared(
     broken.mkdir(parents=True)
     (broken / "hw.ipynb").write_text("{not json")
     (batch.submitted_dir / "yan" / "hw" / "hw.ipynb").mkdir(parents=True)
+    (batch.submitted_dir / "xi").mkdir()
+    (batch.submitted_dir / "xi" / "hw").symlink_to(batch.submitted_dir / "ada" / "hw")
     done = CliRunner().invoke(cli, ["similarity", "hw", "--course", str(batch.root)])
     assert done.exit_code == 1, done.output
+    assert "skipped submitted/xi/hw: the submission folder is a symbolic link" in done.output
     assert "skipped submitted/zed/hw/hw.ipynb: hw.ipynb is not a notebook (invalid JSON" in done.output
     assert "skipped submitted/yan/hw/hw.ipynb: cannot be read: Is a directory" in done.output
-    assert "6 submissions compared, 2 notebook(s) skipped" in done.output
+    assert "6 submissions compared, 3 skipped" in done.output
     assert {_rows(batch)[0]["student_a"], _rows(batch)[0]["student_b"]} == {"ada", "bob"}
     assert "invalid JSON" in (batch.reports_dir / "hw" / "similarity.html").read_text()
 

@@ -140,6 +140,9 @@ def read_submissions(course: Course, assignment: str, release: Release) -> tuple
         if not folder.is_dir():
             continue
         student, where = student_dir.name, folder.relative_to(course.root)
+        if student_dir.is_symlink() or folder.is_symlink():  # it could show another student's or the source's code
+            skipped.append(Skipped(student, str(where), "the submission folder is a symbolic link"))
+            continue
         paths = sorted(folder.glob("*.ipynb"))
         if not paths:
             skipped.append(Skipped(student, str(where), "no notebook submitted"))

@@ -31,7 +31,7 @@ class SimilarityReport:
 
     def line(self) -> str:
         result = self.result
-        skipped = f", {len(result.skipped)} notebook(s) skipped" if result.skipped else ""
+        skipped = f", {len(result.skipped)} skipped" if result.skipped else ""
         if len(result.compared) < 2:
             return (f"{result.assignment}: not enough submissions to compare ({len(result.compared)} readable"
                     f"{skipped}; at least 2 needed); {self.html_path} says so")  # fmt: skip
