@@ -4,10 +4,12 @@
     python3 bench/a8_gpu_check.py --calibrate 5    # and the judge's transfer run for 5 more choices (margins)
     python3 bench/a8_gpu_check.py --budget smoke   # the CPU smoke budget (on any machine)
     python3 bench/a8_gpu_check.py --budget full    # the full budget and thresholds without CUDA (slow)
+    python3 bench/a8_gpu_check.py --seeds 5        # the solution re-seeded 0..4 (mutants.toml's [[seed]] entries)
 
 It runs the SOURCE notebook's code cells in order, in one namespace (the reference solution with its hidden
 tests, as the judge would run them, without the sandbox), up to and including test_transfer; prints each
-cell's time and every test's verdict, then the transfer test's accuracies and time. With --calibrate N it
+cell's time and every test's verdict, then what the thresholded tests printed (accuracies, gains, bytes,
+the transfer test's time). With --calibrate N it
 also runs the transfer test's judge-side experiment for N other choices of images, class names, seeds and
 jitter, the way its hidden part does, and prints each accuracy's margin over its threshold.
 
@@ -23,6 +25,7 @@ import contextlib
 import io
 import json
 import os
+import tomllib
 import sys
 import time
 import traceback
@@ -33,16 +36,23 @@ NOTEBOOK = ROOT / "source" / "a8_training" / "a8_training.ipynb"
 AUTO_BUDGET = 'TRANSFER_BUDGETS["full" if device == "cuda" else "smoke"]'
 AUTO_THRESHOLDS = 'on_cuda = device == "cuda"'
 LAST_CELL = "test_transfer"
+THRESHOLDED = ["test_diagnosis", "test_ensemble", "test_compression", "test_transfer"]
 
 
-def code_cells(budget: str) -> list[tuple[str, str, bool]]:
-    """(grade id, source, is a test) of the notebook's code cells up to LAST_CELL, the budget forced if asked."""
+def code_cells(budget: str, seed: int = 0) -> list[tuple[str, str, bool]]:
+    """(grade id, source, is a test) of the notebook's code cells up to LAST_CELL, the budget forced if asked,
+    re-seeded by mutants.toml's [[seed]] entries."""
+    seeds = tomllib.loads((NOTEBOOK.parent / "mutants.toml").read_text()).get("seed", [])
     cells = []
     for cell in json.loads(NOTEBOOK.read_text())["cells"]:
         if cell["cell_type"] != "code":
             continue
         nbgrader = cell["metadata"].get("nbgrader", {})
         source = "".join(cell["source"])
+        for edit in seeds:
+            if edit["cell"] == nbgrader.get("grade_id") and seed:
+                assert source.count(edit["replace"]) == 1, edit
+                source = source.replace(edit["replace"], edit["with"].replace("{seed}", str(seed)))
         if budget != "auto":
             source = source.replace(AUTO_BUDGET, f'TRANSFER_BUDGETS["{budget}"]')
             source = source.replace(AUTO_THRESHOLDS, f"on_cuda = {budget == 'full'}")
@@ -116,6 +126,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", choices=["auto", "full", "smoke"], default="auto",
                         help="auto: full on CUDA, smoke elsewhere (as graded)")
+    parser.add_argument("--seeds", type=int, default=1, metavar="N", help="run the solution with seeds 0..N-1")
     parser.add_argument("--calibrate", type=int, default=0, metavar="N",
                         help="also run the judge's transfer experiment for N other secret choices")
     args = parser.parse_args()
@@ -128,13 +139,18 @@ def main() -> int:
     print(f"torch {torch.__version__}, CUDA: {torch.cuda.get_device_name(0) if cuda else 'none'}; budget {args.budget}")
     if args.budget == "auto" and not cuda:
         print("no CUDA here: the smoke budget and thresholds apply (use --budget full to force the full ones)")
-    namespace: dict = {"__name__": "__main__"}
-    began = time.perf_counter()
-    verdicts, outputs = run(code_cells(args.budget), namespace)
-    print(f"\n{time.perf_counter() - began:.1f} s in all, up to {LAST_CELL}")
-    print(f"\n{LAST_CELL} printed:\n{outputs[LAST_CELL].rstrip()}\n{LAST_CELL}: {verdicts[LAST_CELL]}")
-    failed = [grade_id for grade_id, verdict in verdicts.items() if verdict != "PASS"]
-    print(f"tests passed: {len(verdicts) - len(failed)} of {len(verdicts)}" + (f"; failed: {failed}" if failed else ""))
+    failed = []
+    for seed in range(args.seeds):
+        print(f"\n=== seed {seed}")
+        namespace: dict = {"__name__": "__main__"}
+        began = time.perf_counter()
+        verdicts, outputs = run(code_cells(args.budget, seed), namespace)
+        print(f"\n{time.perf_counter() - began:.1f} s in all, up to {LAST_CELL}")
+        for grade_id in THRESHOLDED:
+            print(f"\n{grade_id} printed:\n{outputs[grade_id].rstrip()}\n{grade_id}: {verdicts[grade_id]}")
+        failed += [f"{grade_id} (seed {seed})" for grade_id, verdict in verdicts.items() if verdict != "PASS"]
+        print(f"\nseed {seed}: tests passed: {sum(v == 'PASS' for v in verdicts.values())} of {len(verdicts)}")
+    print("every test passed" if not failed else f"failed: {failed}")
     if args.calibrate:
         calibrate(namespace, args.calibrate)
     return 1 if failed else 0
