@@ -25,9 +25,9 @@ import contextlib
 import io
 import json
 import os
-import tomllib
 import sys
 import time
+import tomllib
 import traceback
 from pathlib import Path
 
@@ -77,7 +77,7 @@ def run(cells: list[tuple[str, str, bool]], namespace: dict) -> tuple[dict[str, 
             if not is_test:
                 print(out.getvalue())
                 traceback.print_exc()
-                raise SystemExit(f"cell {grade_id} failed")
+                raise SystemExit(f"cell {grade_id} failed") from error
         seconds = time.perf_counter() - began
         outputs[grade_id] = out.getvalue()
         if is_test:
@@ -100,14 +100,15 @@ def calibrate(namespace: dict, count: int) -> None:
         secret = torch.Generator().manual_seed(1000 + choice)
         rename_old, rename_new = torch.randperm(5, generator=secret), torch.randperm(5, generator=secret)
         pre = old_digits[torch.randperm(len(old_digits), generator=secret)[:budget["pretrain_images"]]]
-        few = [ns["pick_per_class"](mnist_y[:50_000], range(5, 10), budget["labels_per_class"], seed=2000 + 10 * choice + d)
+        pick = ns["pick_per_class"]
+        few = [pick(mnist_y[:50_000], range(5, 10), budget["labels_per_class"], seed=2000 + 10 * choice + d)
                for d in range(budget["few_sets"])]
         images = torch.from_numpy(ns["jitter"](test_images, seed=3000 + choice))
-        captured = {}
+        captured: dict[str, tuple[float, float]] = {}
         original = ns["assert_at_least"]
 
-        def record(name, value, threshold, hint=None):
-            captured[name] = (float(value), threshold)
+        def record(name, value, threshold, hint=None, into=captured):
+            into[name] = (float(value), threshold)
 
         ns["assert_at_least"] = record
         try:
