@@ -36,6 +36,8 @@ ASSIGNMENTS = (
     "a5_transformer",
     "a6_gan",
     "a7_dqn",
+    "a8_training",
+    "a9_nlp",
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -47,6 +47,9 @@ TOKEN = "course-browser-test"
 COURSE_ID = "dl-course"
 SERVER_START_S = 60
 RUN_ALL_S = 150
+RUN_ALL_LONG_S = 400  # a8 and a9 train small models on the CPU
+# Run All on the solution in the browser: a1 and the two assignments added last (training tricks, NLP).
+SOLVED_IN_BROWSER = [ASSIGNMENT, "a8_training", "a9_nlp"]
 
 # JupyterLab user settings for the test server: no news/update pop-up over the notebook, and every cell
 # rendered (not virtualised), so the whole notebook is in the DOM and in the screenshots.
@@ -180,6 +183,11 @@ def lab(tmp_path_factory):
     )
     (root / "solved").mkdir()
     nbformat.write(solved, root / "solved" / NOTEBOOK)
+    for assignment in SOLVED_IN_BROWSER[1:]:
+        notebook = f"{assignment}.ipynb"
+        solved = _solved_notebook(REPO_ROOT / "release" / assignment / notebook,
+                                  REPO_ROOT / "solutions" / assignment / notebook)  # fmt: skip
+        nbformat.write(solved, root / "solved" / notebook)
     # nbgrader's assignment list reads an exchange: the assignment is released there (outbound) and, being in
     # the server's root folder too, listed as downloaded.
     exchange = base / "exchange"
@@ -335,8 +343,8 @@ def public_tests_passed(page) -> tuple[int, int]:
     return int(found[0][0]), int(found[0][1])
 
 
-def count_test_cells() -> int:
-    nb = nbformat.read(REPO_ROOT / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+def count_test_cells(assignment: str = ASSIGNMENT) -> int:
+    nb = nbformat.read(REPO_ROOT / "release" / assignment / f"{assignment}.ipynb", as_version=4)
     return sum(cell.cell_type == "code" and cells.role(cell) == "test" for cell in nb.cells)
 
 
@@ -363,19 +371,21 @@ def test_blank_release_shows_failing_selfchecks(lab, page):
         assert total == count_test_cells() and passed < total, f"blank notebook: {passed} of {total} passed"
 
 
-def test_solution_passes_every_selfcheck(lab, page):
-    with evidence(page, lab, "solution"):
-        open_notebook(page, lab, f"solved/{NOTEBOOK}", "solution")
-        prompts = run_all_cells(page)
+@pytest.mark.parametrize("assignment", SOLVED_IN_BROWSER)
+def test_solution_passes_every_selfcheck(lab, page, assignment):
+    name = "solution" if assignment == ASSIGNMENT else f"solution-{assignment}"
+    with evidence(page, lab, name):
+        open_notebook(page, lab, f"solved/{assignment}.ipynb", name)
+        prompts = run_all_cells(page, RUN_ALL_S if assignment == ASSIGNMENT else RUN_ALL_LONG_S)
         assert_kernel_is_the_venv_python(lab)
-        screenshot(page, "solution")
+        screenshot(page, name)
         assert_every_cell_ran(prompts)
         rows = selfcheck_rows(page)
         assert rows, "no self-check rows in the solved notebook's outputs"
         not_passing = [r for r in rows if r["status"] != "pass"]
         assert not not_passing, f"self-checks not passing with the solution: {not_passing}"
         passed, total = public_tests_passed(page)
-        assert passed == total == count_test_cells(), f"solution: {passed} of {total} public tests passed"
+        assert passed == total == count_test_cells(assignment), f"solution: {passed} of {total} public tests passed"
 
 
 def test_nbgrader_extension_loads(lab, page):
