@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,6 +109,33 @@ def _executor(course: Course, assignment: str, backend: str, workers: int, job_t
     return CeleryExecutor(course, assignment, broker_url, in_flight, wait_for_gpu)
 
 
+def _never() -> bool:
+    return False
+
+
+@contextlib.contextmanager
+def _interrupt_flag():
+    """Ctrl-C raises KeyboardInterrupt wherever the main thread is. Where that place swallows it (a finaliser
+    the garbage collector runs: "Exception ignored in ..."; seen in CI), the batch went on to the end: the
+    flag this yields stops it at its next submission instead."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not (
+        signal.default_int_handler
+    ):
+        yield _never
+        return
+    seen: list[int] = []
+
+    def handler(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def grade_batch(
     course: Course,
     assignment: str,
@@ -169,13 +198,18 @@ def grade_batch(
                    desc=assignment, disable=not show_progress, leave=True)  # fmt: skip
         wanted = {student for student, _ in current}
         csv_written = time.monotonic()
+        interrupted = _never
 
         def on_start(job: Job, task_id: str | None = None) -> int:
+            if interrupted():
+                raise KeyboardInterrupt
             bar.set_postfix_str(job.student)
             return table.start(assignment, job.student, job.digest, job.part, task_id)
 
         def on_result(job: Job, kind: str, payload) -> None:
             nonlocal csv_written
+            if interrupted():
+                raise KeyboardInterrupt
             if kind == Outcome.COURSE_ERROR:
                 raise CourseError(f"{course.source_dir / assignment}: {payload}")
             if kind == Outcome.REFUSED:  # a GPU part reached a worker without CUDA
@@ -200,8 +234,10 @@ def grade_batch(
                 csv_written = time.monotonic()
 
         try:
-            if executor is not None:
-                executor.run(jobs, on_start, on_result)
+            with _interrupt_flag() as interrupted_now:
+                interrupted = interrupted_now
+                if executor is not None:
+                    executor.run(jobs, on_start, on_result)
         except BaseException:
             table.release_running(assignment)
             raise
