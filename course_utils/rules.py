@@ -288,6 +288,16 @@ def referenced_names(code: str) -> set[str]:
     return _names_in(tree) if tree is not None else set()
 
 
+def _read_names(code: str) -> set[str]:
+    """The names a test reads and does not bind itself (a test's own `rng = ...` is not the student's `rng`)."""
+    tree = _tree(code)
+    if tree is None:
+        return set()
+    names = [child for child in ast.walk(tree) if isinstance(child, ast.Name)]
+    bound = {name.id for name in names if not isinstance(name.ctx, ast.Load)}
+    return {name.id for name in names if isinstance(name.ctx, ast.Load)} - bound
+
+
 def _affected_names(code: str, violation: Violation, governed: frozenset[str]) -> set[str]:
     """The names whose tests a violation fails: the function it is in and the cell's functions that call
     that one; everything the cell defines when it is outside any function."""
@@ -300,15 +310,12 @@ def _affected_names(code: str, violation: Violation, governed: frozenset[str]) -
 
 @functools.lru_cache(maxsize=4096)
 def _function_bodies(code: str) -> dict[str, frozenset[str]]:
-    """{top-level function or class: the names its body uses}. Read only (cached)."""
+    """{top-level function or class: the global names its body reads} (a local that shares a name with
+    another function is not a call of it). Read only (cached)."""
+    kinds = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+    definitions = _definitions(code, runs_calls=True)
     tree = _tree(code)
-    if tree is None:
-        return {}
-    return {
-        node.name: frozenset(_names_in(node))
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-    }
+    return {n.name: definitions[n.name][1] for n in (tree.body if tree else []) if isinstance(n, kinds)}
 
 
 def _reached_names(names: set[str], student_cells: list[tuple[str | None, str]]) -> set[str]:
@@ -439,7 +446,7 @@ def broken_rules(
     setup_code: the read-only cells before the test (their imports are aliases the student can use)."""
     if not governed:
         return []
-    referenced = _reached_names(referenced_names(test_code), student_cells)
+    referenced = _reached_names(_read_names(test_code), student_cells)
     relevant = [cell for cell in governed if cell.names & referenced]
     if not relevant:
         return []

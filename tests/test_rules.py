@@ -236,3 +236,15 @@ def test_a_helper_that_breaks_the_rule_breaks_the_function_that_calls_it(student
 )
 def test_names_that_only_look_like_a_forbidden_helper_break_nothing(code):
     assert rules.broken_rules("conv_backward(1, 2)", [CONV], [("conv", code)], [SETUP_WITH_HELPERS]) == []
+
+
+def test_a_broken_rule_fails_only_the_tests_that_reach_the_cell():
+    """A rule broken at the top level of one cell (a global `start`) does not fail a test whose function has
+    a local `start`, nor a test that binds its own `rng`, as both once did (a8 and a9 found it)."""
+    svd = "start = torch.linalg.svd(x)\ndef embed(x):\n    return x\n"
+    other = "def train(data):\n    for start in range(3):\n        data = data + start\n    return data\n"
+    governed = [rules.GovernedCell("svd", NUMPY_ONLY, frozenset(rules.defined_names(svd)))]
+    cells = [("svd", svd), ("train", other)]
+    assert rules.broken_rules("train(1)", governed, cells, ["import torch"]) == []
+    assert rules.broken_rules("start = 0\nrng = start + 1\n", governed, cells, ["import torch"]) == []
+    assert rules.broken_rules("embed(start)", governed, cells, ["import torch"]) != []
