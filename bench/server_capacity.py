@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autograder.server import accounts  # noqa: E402
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.servers import wait_until  # noqa: E402
-from tests.test_server_browser import CHROMIUM, CHROMIUM_ARGS, Hub  # noqa: E402
+from tests.test_server_browser import Hub  # noqa: E402
 
 MACHINE_GIB, RESERVED_GIB = 24, 4
 WARM_UP = "import numpy as np, torch\nx = torch.randn(512, 512) @ torch.randn(512, 512)\nprint('ready', float(x.sum()))"

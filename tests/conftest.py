@@ -40,3 +40,31 @@ def released(released_fixture_course, tmp_path) -> Course:
 @pytest.fixture(scope="session")
 def repo_course() -> Course:
     return Course.load(REPO_ROOT)
+
+
+# Browser tests (tests/test_browser.py, tests/test_server_browser.py): Debian's Chromium, never a download.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import Error, sync_playwright
+
+    with sync_playwright() as pw:
+        try:
+            chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except Error as e:
+            pytest.fail(f"cannot launch headless Chromium at {CHROMIUM} (scripts/setup.sh installs it): {e}")
+        try:
+            yield chromium
+        finally:
+            chromium.close()

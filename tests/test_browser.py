@@ -32,16 +32,6 @@ pytestmark = pytest.mark.browser
 
 ASSIGNMENT = "a1_backprop"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = REPO_ROOT / "artifacts" / "browser"
 TOKEN = "course-browser-test"
 COURSE_ID = "dl-course"
@@ -201,21 +191,6 @@ def lab(tmp_path_factory):
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import Error, sync_playwright
-
-    with sync_playwright() as pw:
-        try:
-            chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except Error as e:
-            pytest.fail(f"cannot launch headless Chromium at {CHROMIUM} (scripts/setup.sh installs it): {e}")
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

@@ -31,8 +31,6 @@ from tests.servers import wait_until
 from tests.test_browser import (
     ARTIFACTS,
     ASSIGNMENT,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     LAB_SETTINGS,
     NOTEBOOK,
     _solved_notebook,
@@ -112,21 +110,6 @@ def course_hub():
         if server is not None:
             server.stop()
         shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import Error, sync_playwright
-
-    with sync_playwright() as pw:
-        try:
-            chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except Error as e:
-            pytest.fail(f"cannot launch headless Chromium at {CHROMIUM} (scripts/setup.sh installs it): {e}")
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def shot(page, name: str) -> Path:

@@ -14,6 +14,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -158,9 +160,6 @@ def start_hub(settings: HubSettings, log: Path) -> subprocess.Popen:
 def wait_until_serving(settings: HubSettings, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
     """Return once the hub answers on its address; CourseError with the log's last line if it exits or
     stays silent (a port in use, a broken configuration, the proxy missing)."""
-    import time
-    import urllib.request
-
     url = f"http://{'127.0.0.1' if settings.ip in ('0.0.0.0', '') else settings.ip}:{settings.port}/hub/api"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
