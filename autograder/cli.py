@@ -321,6 +321,29 @@ def check_command(notebook: Path, timeout: int | None, course_root: Path) -> Non
         raise SystemExit(1)
 
 
+@cli.command("translate")
+@click.argument("assignments", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every assignment in source/.")
+@click.option("--lang", "language", required=True, help="The language of the translation files, e.g. zh.")
+@click.option("--check", "check_only", is_flag=True, help="Only report; write nothing.")
+@course_option
+def translate_command(assignments: tuple[str, ...], all_: bool, language: str, check_only: bool,
+                      course_root: Path) -> None:
+    """Bring the translation files up to date with the English source: an entry marked `todo` for each
+    cell that is new or changed (source/<a>/translations/<notebook>.<lang>.yaml), then list what is
+    left to translate. Exit code 1 while anything is. With --check, nothing is written."""
+    from autograder.authoring.translation import assignment_translations
+
+    course = Course.load(course_root)
+    complete = True
+    for assignment in _assignments(course, assignments, all_):
+        report = assignment_translations(course, assignment, language, update=not check_only)
+        click.echo("\n".join(report.lines()))
+        complete = complete and report.ok
+    if not complete:
+        raise SystemExit(1)
+
+
 @cli.command("serve")
 @click.option("--roster", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="CSV with a 'username' column (and optionally 'name'): one Linux account per student.")
