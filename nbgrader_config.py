@@ -30,5 +30,9 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Files in source/<assignment>/ that never reach students: mutants.toml holds seeded bugs written as
-# fragments of the solution.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "mutants.toml"]
+# fragments of the solution; translations/ holds translated cells, solutions and all.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "mutants.toml", "translations"]
+
+# The language students get: notebooks, self-check, grading messages, feedback (en or zh; English is the
+# source of truth, translations live in source/<assignment>/translations/). `--lang` overrides it per command.
+c.Course.language = "en"

@@ -42,9 +42,12 @@ def cli() -> None:
 @click.option("--all", "all_", is_flag=True, help="Release every assignment in source/.")
 @click.option("--no-execute", is_flag=True, help="Write release/ only; leave solutions/ as they are.")
 @click.option("--force-execute", is_flag=True, help="Execute the solutions even when they are up to date.")
+@click.option("--lang", "language", help="Release in this language (en, zh)  [default: c.Course.language, else en]; "
+              "another language than the course's goes to release-<lang>/ and solutions-<lang>/.")
 @course_option
 def release_command(
-    assignments: tuple[str, ...], all_: bool, no_execute: bool, force_execute: bool, course_root: Path
+    assignments: tuple[str, ...], all_: bool, no_execute: bool, force_execute: bool, language: str | None,
+    course_root: Path,
 ) -> None:
     """Build release/<a>/ (student notebooks) and solutions/<a>/ (executed solutions) from source/<a>/.
 
@@ -57,7 +60,9 @@ def release_command(
 
     course = Course.load(course_root)
     for assignment in _assignments(course, assignments, all_):
-        click.echo(release(course, assignment, execute_solutions=not no_execute, force_execute=force_execute).line())
+        report = release(course, assignment, execute_solutions=not no_execute, force_execute=force_execute,
+                         language=language)
+        click.echo(report.line())
 
 
 @cli.command("validate")

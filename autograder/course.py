@@ -104,6 +104,19 @@ class Course:
         return url
 
     @property
+    def language(self) -> str:
+        """The language students get (c.Course.language; the environment's COURSE_LANGUAGE, which
+        `--lang` sets, wins): notebooks, self-check, grading messages, feedback. English by default."""
+        return os.environ.get(LANGUAGE_ENV) or self.config.Course.get("language", "en")
+
+    def release_dir_for(self, language: str) -> Path:
+        """release/ holds the course's language; another language is released beside it (release-zh/)."""
+        return self.release_dir if language == self.language else self.root / f"{self.release_dir.name}-{language}"
+
+    def solutions_dir_for(self, language: str) -> Path:
+        return self.solutions_dir if language == self.language else self.root / f"{self.solutions_dir.name}-{language}"
+
+    @property
     def course_id(self) -> str:
         return self.config.CourseDirectory.get("course_id", "course")
 
@@ -143,6 +156,7 @@ def hand_to_owner(course: Course) -> None:
 # --- settings that are not per assignment -----------------------------------------------------------
 
 BROKER_URL_ENV = "COURSE_BROKER_URL"
+LANGUAGE_ENV = "COURSE_LANGUAGE"  # what `course grade --lang` sets for the workers it starts
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 VISIBILITY_TIMEOUT_ENV = "COURSE_VISIBILITY_TIMEOUT"
 NO_BUBBLEWRAP_ENV = "COURSE_NO_BUBBLEWRAP"

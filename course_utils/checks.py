@@ -10,6 +10,8 @@ student who returned None or an array of the wrong shape reads that, not a numpy
 
 import numpy as np
 
+from course_utils.i18n import _, translate_message
+
 
 def to_numpy(value):
     """A numpy array from an array, a torch tensor, a list or a Python scalar."""
@@ -30,7 +32,7 @@ def _elementwise_rel_error(x, y):
 
 def _fail(message, hint):
     if hint:
-        message += f"\nhint: {hint}"
+        message += "\n" + _("hint: ") + translate_message(hint)
     raise AssertionError(message)
 
 
@@ -41,31 +43,36 @@ def _index(ix):
 def _checked_array(name, actual, expected_shape, hint):
     """actual as a float64 array, or an AssertionError naming what is wrong with it."""
     if actual is None:
-        _fail(f"{name}: got None, expected an array of shape {expected_shape} "
-              "(did your function forget to return it?)", hint)
+        _fail(_("{name}: got None, expected an array of shape {shape} (did your function forget to return it?)")
+              .format(name=name, shape=tuple(expected_shape)), hint)
     try:
         arr = to_numpy(actual)
     except Exception as exc:  # e.g. a ragged list
-        _fail(f"{name}: could not turn {type(actual).__name__} into an array ({exc})", hint)
+        _fail(_("{name}: could not turn {type} into an array ({error})").format(
+            name=name, type=type(actual).__name__, error=exc), hint)
     if arr.dtype.kind not in "biuf":
-        _fail(f"{name}: expected a numeric array, got {type(actual).__name__} of dtype {arr.dtype}", hint)
+        _fail(_("{name}: expected a numeric array, got {type} of dtype {dtype}").format(
+            name=name, type=type(actual).__name__, dtype=arr.dtype), hint)
     if arr.shape != tuple(expected_shape):
-        _fail(f"{name}: shape {arr.shape} != expected {tuple(expected_shape)}", hint)
+        _fail(_("{name}: shape {shape} != expected {expected}").format(
+            name=name, shape=arr.shape, expected=tuple(expected_shape)), hint)
     bad = ~np.isfinite(arr)
     if bad.any():
-        where = _index(np.argwhere(bad)[0]) if arr.ndim else "the value"
-        _fail(f"{name}: contains NaN or inf ({int(bad.sum())} of {arr.size} entries), first at {where}", hint)
+        where = _index(np.argwhere(bad)[0]) if arr.ndim else _("the value")
+        _fail(_("{name}: contains NaN or inf ({count} of {size} entries), first at {where}").format(
+            name=name, count=int(bad.sum()), size=arr.size, where=where), hint)
     return arr.astype(np.float64)
 
 
 def assert_shape(name, actual, expected_shape, hint=None):
     """Fail unless actual is an array (or tensor) of shape expected_shape."""
     if actual is None:
-        _fail(f"{name}: got None, expected an array of shape {tuple(expected_shape)} "
-              "(did your function forget to return it?)", hint)
+        _fail(_("{name}: got None, expected an array of shape {shape} (did your function forget to return it?)")
+              .format(name=name, shape=tuple(expected_shape)), hint)
     shape = tuple(getattr(actual, "shape", np.shape(actual)))
     if shape != tuple(expected_shape):
-        _fail(f"{name}: shape {shape} != expected {tuple(expected_shape)}", hint)
+        _fail(_("{name}: shape {shape} != expected {expected}").format(
+            name=name, shape=shape, expected=tuple(expected_shape)), hint)
 
 
 def assert_close(name, actual, expected, tol=1e-7, hint=None):
@@ -75,31 +82,37 @@ def assert_close(name, actual, expected, tol=1e-7, hint=None):
     err = _elementwise_rel_error(actual, expected)
     worst = np.unravel_index(np.argmax(err), err.shape) if err.size else ()
     if err.size and err[worst] > tol:
-        where = f", worst at {_index(worst)}" if err.ndim else ""
-        _fail(f"{name}: relative error {err[worst]:.1e} > {tol:.0e}{where}", hint)
+        if err.ndim:
+            message = _("{name}: relative error {error} > {tol}, worst at {where}")
+        else:
+            message = _("{name}: relative error {error} > {tol}")
+        _fail(message.format(name=name, error=f"{err[worst]:.1e}", tol=f"{tol:.0e}", where=_index(worst)), hint)
 
 
 def assert_scalar_close(name, actual, expected, tol, hint=None):
     """Fail unless the scalar actual is within relative error tol of expected (rel_error definition)."""
     if actual is None:
-        _fail(f"{name}: got None, expected a number (did your function forget to return it?)", hint)
+        _fail(_("{name}: got None, expected a number (did your function forget to return it?)").format(name=name), hint)
     arr = _checked_array(name, actual, np.shape(actual), hint)
     if arr.size != 1:
-        _fail(f"{name}: expected a single number, got an array of shape {arr.shape}", hint)
+        _fail(_("{name}: expected a single number, got an array of shape {shape}").format(name=name, shape=arr.shape),
+              hint)
     actual, expected = float(arr.reshape(())), float(to_numpy(expected).reshape(()))
     err = rel_error(actual, expected)
     if err > tol:
-        _fail(f"{name}: got {actual:.6g}, expected {expected:.6g} "
-              f"(relative error {err:.1e} > {tol:.0e})", hint)
+        _fail(_("{name}: got {actual}, expected {expected} (relative error {error} > {tol})").format(
+            name=name, actual=f"{actual:.6g}", expected=f"{expected:.6g}", error=f"{err:.1e}", tol=f"{tol:.0e}"), hint)
 
 
 def assert_at_least(name, actual, threshold, hint=None):
     """Fail unless the scalar actual is >= threshold (e.g. an accuracy)."""
     if actual is None:
-        _fail(f"{name}: got None, expected a number >= {threshold}", hint)
+        _fail(_("{name}: got None, expected a number >= {threshold}").format(name=name, threshold=threshold), hint)
     arr = _checked_array(name, actual, np.shape(actual), hint)
     if arr.size != 1:
-        _fail(f"{name}: expected a single number, got an array of shape {arr.shape}", hint)
+        _fail(_("{name}: expected a single number, got an array of shape {shape}").format(name=name, shape=arr.shape),
+              hint)
     value = float(arr.reshape(()))
     if value < threshold:
-        _fail(f"{name}: {value:.4g} < required {threshold:.4g}", hint)
+        _fail(_("{name}: {value} < required {threshold}").format(
+            name=name, value=f"{value:.4g}", threshold=f"{threshold:.4g}"), hint)

@@ -33,6 +33,8 @@ import importlib.util
 import symtable
 from dataclasses import dataclass
 
+from course_utils.i18n import _, translate_message
+
 
 class RuleError(Exception):
     """A rule declaration that cannot be right (not a list of names, or a name that does not exist)."""
@@ -45,7 +47,8 @@ class Requirement:
     why: str  # completes "<function> must ...", e.g. "run the model without recording a graph"
 
     def message(self, uses: str) -> str:
-        return f"{self.function} must {self.why}: it uses none of {uses}"
+        return _("{function} must {why}: it uses none of {names}").format(
+            function=self.function, why=translate_message(self.why), names=uses)
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,9 @@ class Violation:
     function: str | None  # the top-level function or class the line is in, if any
 
     def message(self, rule: Rule, cell: str) -> str:
-        who = self.function or f"cell {cell}"
-        return f"{who} must be {rule.must_be}: it uses {self.used} at line {self.line}"
+        who = self.function or _("cell {cell}").format(cell=cell)
+        return _("{function} must be {rule}: it uses {name} at line {line}").format(
+            function=who, rule=translate_message(rule.must_be), name=self.used, line=self.line)
 
 
 def _exists(dotted: str) -> bool:
@@ -322,7 +326,7 @@ def _reached_names(names: set[str], student_cells: list[tuple[str | None, str]])
     """The names a test reaches: those it uses, and those the student's functions it uses call, and so on
     (a test of three_layer_convnet_loss depends on the conv_backward_naive it calls)."""
     bodies: dict[str, set[str]] = {}
-    for _, code in student_cells:
+    for _grade_id, code in student_cells:
         for name, used in _function_bodies(code).items():
             bodies.setdefault(name, set()).update(used)
     reached, todo = set(names), list(names)
@@ -358,7 +362,7 @@ def unmet_requirement(
     """The message when the student's `requirement.function` (its last definition) uses none of the
     names, itself or through the student functions it calls; None when it does, or is not defined."""
     definitions: dict[str, ast.AST] = {}
-    for _, code in student_cells:
+    for _grade_id, code in student_cells:
         definitions.update(_function_nodes(code))
     if requirement.function not in definitions:
         return None  # nothing to check: the tests fail on their own
@@ -451,7 +455,7 @@ def broken_rules(
     if not relevant:
         return []
     aliases: dict[str, str] = {}
-    for code in [*setup_code, *(code for _, code in student_cells)]:
+    for code in [*setup_code, *(code for _grade_id, code in student_cells)]:
         aliases.update(import_aliases(code))
     messages = []
     for cell in relevant:
@@ -484,12 +488,14 @@ def _message_for_helpers(
     definitions: dict[str, tuple[str, frozenset[str]]] = {}
     for code in setup_code:
         definitions.update(_definitions(code, runs_calls=False))
-    for _, code in student_cells:
+    for _grade_id, code in student_cells:
         definitions.update(_definitions(code, runs_calls=True))
     for name in sorted(wanted & definitions.keys()):
         reached = _helper_violation(definitions[name][1] - {name}, definitions, cell.rule, aliases)
         if reached is not None:
             chain, violation = reached
-            calls = "".join(f"{helper}, which calls " for helper in chain[:-1])
-            return [f"{name} must be {cell.rule.must_be}: it calls {calls}{chain[-1]}, which uses {violation.used}"]
+            calls = "".join(_("{helper}, which calls ").format(helper=helper) for helper in chain[:-1])
+            return [_("{function} must be {rule}: it calls {calls}{helper}, which uses {name}").format(
+                function=name, rule=translate_message(cell.rule.must_be), calls=calls, helper=chain[-1],
+                name=violation.used)]
     return []

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import jinja2
 
 from course_utils import rules
+from course_utils.i18n import _, translate_message
 
 MAX_CODE_CHARS = 70  # a check's code is shown on one line, cut to this length
 
@@ -81,10 +82,11 @@ class TestResult:
 
     def headline(self) -> str:
         if self.rows and self.rows[0].line is None and self.rows[0].status == "ERROR":  # notebook or cell unreadable
-            return f"{self.grade_id}: not checked"
+            return _("{test}: not checked").format(test=self.grade_id)
         if self.checks == 0 and self.ok:
-            return f"{self.grade_id}: ran without error (no public checks; hidden tests decide)"
-        return f"{self.grade_id}: {self.passed} of {self.checks} public checks passed"
+            return _("{test}: ran without error (no public checks; hidden tests decide)").format(test=self.grade_id)
+        return _("{test}: {passed} of {checks} public checks passed").format(
+            test=self.grade_id, passed=self.passed, checks=self.checks)
 
 
 # --- what the cell shows: HTML in JupyterLab, text in a terminal -----------------------------------------
@@ -98,14 +100,15 @@ _MACROS = """
 {% endmacro %}
 {% macro message(row) %}
 {% for line in row.message.split("\\n") %}{% if not loop.first %}<br>{% endif %}{{ line }}{% endfor %}
-{% if row.hint %}<br><i>hint: {{ row.hint }}</i>{% endif %}
+{% if row.hint %}<br><i>{{ labels.hint }}{{ row.hint }}</i>{% endif %}
 {% if row.note %}<br>{{ row.note }}{% endif %}
 {% endmacro %}
 """
 _TEST_TABLE = _HTML.from_string(_MACROS + """
 <table class="course-selfcheck"><caption>{{ test.headline() }}</caption>
 {% for row in test.rows %}
-<tr>{{ status(row.status) }}<td>{{ "line %d" % row.line if row.line else "" }}</td><td><code>{{ row.code }}</code></td>
+<tr>{{ status(row.status) }}<td>{{ labels.line.format(row.line) if row.line else "" }}</td>
+<td><code>{{ row.code }}</code></td>
 <td>{{ message(row) }}</td></tr>
 {% endfor %}
 </table>
@@ -114,19 +117,25 @@ _NOTEBOOK_TABLE = _HTML.from_string(_MACROS + """
 <table class="course-selfcheck">
 {% for test in tests %}
 {% set problem = test.first_problem %}
-<tr>{{ status(test.status) }}<td>{{ test.grade_id }}</td><td>{{ test.passed }} of {{ test.checks }}</td>
-<td>{% if problem %}{{ "line %d: " % problem.line if problem.line else "" }}{{ message(problem) }}{% endif %}</td></tr>
+<tr>{{ status(test.status) }}<td>{{ test.grade_id }}</td><td>{{ labels.of.format(test.passed, test.checks) }}</td>
+<td>{% if problem %}{{ labels.line.format(problem.line) + ": " if problem.line else "" }}
+{{- message(problem) }}{% endif %}</td></tr>
 {% endfor %}
 <tfoot><tr><td colspan="4"><b>{{ summary }}</b></td></tr></tfoot>
 </table>
 """)
 
 
+def _labels() -> dict[str, str]:
+    """The words around the rows, in the language in use (read when a table is shown)."""
+    return {"hint": _("hint: "), "line": _("line {}"), "of": _("{} of {}")}
+
+
 def _text_lines(row: Row, first: str) -> list[str]:
     lines = [f"{row.status:<5} {first}"]
     lines += [f"      {line}" for line in row.message.splitlines()]
     if row.hint:
-        lines.append(f"      hint: {row.hint}")
+        lines.append(f"      {_('hint: ')}{row.hint}")
     if row.note:
         lines.append(f"      {row.note}")
     return lines
@@ -143,12 +152,12 @@ class CheckResult:
         return self.test.ok
 
     def _repr_html_(self) -> str:
-        return _TEST_TABLE.render(test=self.test).strip()
+        return _TEST_TABLE.render(test=self.test, labels=_labels()).strip()
 
     def __str__(self) -> str:
         lines = [self.test.headline()]
         for row in self.test.rows:
-            where = f"line {row.line}  " if row.line else ""
+            where = _("line {}").format(row.line) + "  " if row.line else ""
             lines += _text_lines(row, f"{where}{row.code}")
         return "\n".join(lines)
 
@@ -170,19 +179,20 @@ class NotebookResult:
         return self.passed == len(self.tests)
 
     def summary(self) -> str:
-        return f"Public tests passed: {self.passed} of {len(self.tests)}"
+        return _("Public tests passed: {passed} of {total}").format(passed=self.passed, total=len(self.tests))
 
     def _repr_html_(self) -> str:
-        return _NOTEBOOK_TABLE.render(tests=self.tests, summary=self.summary()).strip()
+        return _NOTEBOOK_TABLE.render(tests=self.tests, summary=self.summary(), labels=_labels()).strip()
 
     def __str__(self) -> str:
         width = max((len(test.grade_id) for test in self.tests), default=0)
         lines = []
         for test in self.tests:
-            lines.append(f"{test.status:<5} {test.grade_id:<{width}}  {test.passed} of {test.checks} checks")
+            counts = _("{passed} of {checks} checks").format(passed=test.passed, checks=test.checks)
+            lines.append(f"{test.status:<5} {test.grade_id:<{width}}  {counts}")
             problem = test.first_problem
             if problem is not None:  # the first problem is enough to start from; check() shows them all
-                where = f"line {problem.line}  " if problem.line else ""
+                where = _("line {}").format(problem.line) + "  " if problem.line else ""
                 lines += ["  " + line for line in _text_lines(problem, f"{where}{problem.code}")]
         lines.append(self.summary())
         return "\n".join(lines)
@@ -224,12 +234,13 @@ def read_test_cells(notebook_file: str) -> dict[str, str]:
     if not os.path.isfile(path):
         here = os.path.dirname(path)
         others = sorted(name for name in os.listdir(here) if name.endswith(".ipynb")) if os.path.isdir(here) else []
-        found = f" (notebooks there: {', '.join(others)})" if others else ""
-        raise NotebookProblem(
-            f"{os.path.basename(path)} not found in {here}{found}. The self-check reads the tests from the "
-            f"notebook file itself: if you renamed or moved it, give it its name back "
-            f"(it is also the name graded)."
-        )
+        found = ""
+        if others:
+            found = _(" (notebooks there: {names})").format(names=", ".join(others))
+        raise NotebookProblem(_(
+            "{notebook} not found in {folder}{found}. The self-check reads the tests from the notebook file itself: "
+            "if you renamed or moved it, give it its name back (it is also the name graded)."
+        ).format(notebook=os.path.basename(path), folder=here, found=found))
     try:
         with open(path, encoding="utf-8") as file:
             notebook = json.load(file)
@@ -240,10 +251,10 @@ def read_test_cells(notebook_file: str) -> dict[str, str]:
             if cell.get("cell_type") == "code" and nbgrader.get("grade") and nbgrader.get("grade_id"):
                 tests[str(nbgrader["grade_id"])] = public_part(_source(cell))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise NotebookProblem(
-            f"{os.path.basename(path)} could not be read as a course notebook ({type(error).__name__}: {error}); "
+        raise NotebookProblem(_(
+            "{notebook} could not be read as a course notebook ({error}); "
             "download a fresh copy of the assignment and copy your code into it."
-        ) from None
+        ).format(notebook=os.path.basename(path), error=f"{type(error).__name__}: {error}")) from None
     return tests
 
 
@@ -278,7 +289,8 @@ def rule_messages(notebook_file: str, grade_id: str) -> list[str]:
 def _add_rule_rows(result: TestResult, notebook_file: str) -> None:
     for message in rule_messages(notebook_file, result.grade_id):
         result.checks += 1
-        result.rows.append(Row("FAIL", None, "rule", message, hint="the grader fails this test for the same reason"))
+        hint = _("the grader fails this test for the same reason")
+        result.rows.append(Row("FAIL", None, _("rule"), message, hint=hint))
 
 
 # --- running one test cell, a statement at a time ----------------------------------------------------------
@@ -312,21 +324,27 @@ def _explain(error: Exception, statement: ast.stmt, code: str, test_file: str) -
     """(message, hint) for an exception raised by one statement of a test (compiled as test_file)."""
     frames = traceback.extract_tb(error.__traceback__)
     yours = [f for f in frames if _is_notebook_code(f.filename) and f.filename != test_file]
-    where = f" (in {yours[-1].name}, line {yours[-1].lineno} of its cell)" if yours else ""
+    where = ""
+    if yours:
+        where = _(" (in {function}, line {line} of its cell)").format(function=yours[-1].name, line=yours[-1].lineno)
     if isinstance(error, NotImplementedError) and yours:
         name = yours[-1].name
         return (
-            f"{name} is not written yet (NotImplementedError at line {yours[-1].lineno} of its cell)",
-            f"replace `raise NotImplementedError()` in {name} with your code, then run that cell",
+            _("{function} is not written yet (NotImplementedError at line {line} of its cell)").format(
+                function=name, line=yours[-1].lineno),
+            _("replace `raise NotImplementedError()` in {function} with your code, then run that cell").format(
+                function=name),
         )
     if isinstance(error, NameError) and getattr(error, "name", None):
-        return f"NameError: {error}", f"run the cell that defines {error.name} first (Run > Run All Above)"
+        return f"NameError: {error}", _("run the cell that defines {name} first (Run > Run All Above)").format(
+            name=error.name)
     if isinstance(error, AssertionError):
-        text = str(error)
+        text = translate_message(str(error))
         if not text and isinstance(statement, ast.Assert):
-            text = f"assertion failed: {ast.get_source_segment(code, statement.test)}"
-        message, _, hint = text.partition("\nhint: ")  # course_utils.checks puts the hint on its own line
-        return message or "assertion failed", hint
+            text = _("assertion failed: {code}").format(code=ast.get_source_segment(code, statement.test))
+        # course_utils.checks puts the hint on its own line
+        message, _sep, hint = text.partition("\n" + _("hint: "))
+        return message or _("assertion failed"), hint
     text = f": {error}" if str(error) else ""
     return f"{type(error).__name__}{text}{where}", ""
 
@@ -343,7 +361,8 @@ def run_test(grade_id: str, code: str, namespace: dict) -> TestResult:
     try:
         statements = ast.parse(code).body
     except SyntaxError as error:
-        result.rows.append(Row("ERROR", error.lineno, "", f"the test cell does not parse: {error.msg}"))
+        message = _("the test cell does not parse: {error}").format(error=error.msg)
+        result.rows.append(Row("ERROR", error.lineno, "", message))
         return result
     checking_functions: set[str] = set()
     is_check = []
@@ -369,7 +388,7 @@ def run_test(grade_id: str, code: str, namespace: dict) -> TestResult:
             if not is_check[index]:
                 skipped = sum(is_check[index + 1 :])
                 if skipped:
-                    row.note = f"(the {skipped} check(s) after it were not run)"
+                    row.note = _("(the {count} check(s) after it were not run)").format(count=skipped)
                 return result
         else:
             if is_check[index]:
@@ -397,14 +416,16 @@ def check(notebook_file: str, grade_id: str, namespace: dict | None = None) -> C
         return CheckResult(_problem(grade_id, str(problem)))
     if grade_id not in tests:
         return CheckResult(
-            _problem(grade_id, f"{notebook_file} has no test cell {grade_id!r}; was it deleted? Its tests are graded.")
+            _problem(grade_id, _("{notebook} has no test cell {test}; was it deleted? Its tests are graded.").format(
+                notebook=notebook_file, test=repr(grade_id)))
         )
     try:
         result = run_test(grade_id, tests[grade_id], namespace)
         _add_rule_rows(result, notebook_file)
         return CheckResult(result)
     except Exception as error:  # a self-check must never stop Run All
-        return CheckResult(_problem(grade_id, f"the self-check itself failed: {type(error).__name__}: {error}"))
+        return CheckResult(_problem(grade_id, _("the self-check itself failed: {error}").format(
+            error=f"{type(error).__name__}: {error}")))
 
 
 def check_all(notebook_file: str, namespace: dict | None = None) -> NotebookResult | CheckResult:
@@ -413,14 +434,16 @@ def check_all(notebook_file: str, namespace: dict | None = None) -> NotebookResu
     try:
         tests = read_test_cells(notebook_file)
     except NotebookProblem as problem:
-        return CheckResult(_problem("all tests", str(problem)))
+        return CheckResult(_problem(_("all tests"), str(problem)))
     if not tests:
-        return CheckResult(_problem("all tests", f"{notebook_file} has no autograded test cells"))
+        return CheckResult(_problem(_("all tests"), _("{notebook} has no autograded test cells").format(
+            notebook=notebook_file)))
     results = []
     for grade_id, code in tests.items():
         try:
             results.append(run_test(grade_id, code, namespace))
             _add_rule_rows(results[-1], notebook_file)
         except Exception as error:
-            results.append(_problem(grade_id, f"the self-check itself failed: {type(error).__name__}: {error}"))
+            results.append(_problem(grade_id, _("the self-check itself failed: {error}").format(
+                error=f"{type(error).__name__}: {error}")))
     return NotebookResult(results)

@@ -9,7 +9,6 @@ own self-check cells are left out of the run: check_all at the end covers them.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from autograder.course import Course, CourseError
 from autograder.notebook import cells
 
 DEFAULT_TIMEOUT_S = 120
-SUMMARY = re.compile(r"Public tests passed: (\d+) of (\d+)")
 
 
 @dataclass
@@ -65,9 +63,15 @@ def check_notebook(path: Path, timeout: int = DEFAULT_TIMEOUT_S) -> CheckReport:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CourseError(f"{path}: not a readable notebook: {reason}") from None
     nb.cells = [cell for cell in nb.cells if not cells.is_selfcheck(cell)]
-    nb.cells.append(
-        nbformat.v4.new_code_cell(f"from course_utils.selfcheck import check_all\ncheck_all({json.dumps(path.name)})")
-    )
+    name = json.dumps(path.name)
+    nb.cells.append(nbformat.v4.new_code_cell(  # in the notebook's language (its own first cell is a self-check one)
+        f"from course_utils import i18n\nfrom course_utils.selfcheck import check_all\ni18n.use_notebook({name})\n"
+        f"_course_check = check_all({name})\n_course_check"
+    ))
+    nb.cells.append(nbformat.v4.new_code_cell(  # the counts, for the exit code: whatever the language
+        'import json\nprint(json.dumps([_course_check.passed, len(_course_check.tests)]'
+        ' if hasattr(_course_check, "tests") else None))'
+    ))
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -82,8 +86,9 @@ def check_notebook(path: Path, timeout: int = DEFAULT_TIMEOUT_S) -> CheckReport:
     except Exception as error:  # the kernel did not start or died
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         raise CourseError(f"{path}: could not run it: {reason}") from None
-    text = _output_text(nb.cells[-1])
-    match = SUMMARY.search(text)
-    if match is None:
-        raise CourseError(f"{path}: the self-check did not run: {text or 'no output'}")
-    return CheckReport(text, int(match.group(1)), int(match.group(2)))
+    text = _output_text(nb.cells[-2])
+    try:
+        passed, total = json.loads(_output_text(nb.cells[-1]))
+    except (ValueError, TypeError):
+        raise CourseError(f"{path}: the self-check did not run: {text or 'no output'}") from None
+    return CheckReport(text, passed, total)

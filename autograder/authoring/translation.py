@@ -52,8 +52,8 @@ TRANSLATIONS_FOLDER = "translations"  # inside source/<a>/; never copied into a 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _FENCED = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.S | re.M)
 _DISPLAY_MATH = re.compile(r"\$\$.+?\$\$", re.S)
-_INLINE_MATH = re.compile(r"(?<![\\$])\$(?!\$)(.+?)(?<![\\$])\$")
-_INLINE_CODE = re.compile(r"`[^`\n]+`")
+_INLINE_MATH = re.compile(r"(?<![\\$])\$(?!\$)([^$]+?)(?<![\\$])\$")  # may wrap onto the next line
+_INLINE_CODE = re.compile(r"`[^`]+`")  # may wrap onto the next line too
 _MARKERS = (cells.BEGIN_SOLUTION, cells.END_SOLUTION, cells.BEGIN_HIDDEN, cells.END_HIDDEN)
 
 SCHEMA = {
@@ -197,13 +197,20 @@ def cjk_characters(text: str) -> int:
     return len(CJK.findall(text))
 
 
-def _docstrings_blanked(tree: ast.AST) -> ast.AST:
+def _docstrings(tree: ast.AST) -> list[ast.Constant]:
+    found = []
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body:
             first = body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-                first.value.value = ""
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found += [first.value] if isinstance(first.value.value, str) else []
+    return found
+
+
+def _docstrings_blanked(tree: ast.AST) -> ast.AST:
+    for docstring in _docstrings(tree):
+        docstring.value = ""
     return tree
 
 
@@ -218,49 +225,58 @@ def _comments_and_docstrings(source: str) -> int:
     """How many comments and docstrings the code cell has (0: nothing to translate)."""
     count = sum(1 for line in source.split("\n") if "#" in line and line.strip() not in _MARKERS)
     try:
-        tree = ast.parse(_python(source))
+        return count + len(_docstrings(ast.parse(_python(source))))
     except SyntaxError:
         return count
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body:
-            first = body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-                count += 1
-    return count
+
+
+def english_text(cell: NotebookNode) -> str:
+    """What a translation of the cell translates: the cell; for a test cell, its public part only (hidden
+    tests never reach a student, so they are neither translated nor copied into a translation file)."""
+    if cell.cell_type == "code" and cells.role(cell) == "test":
+        return cells.public_test_text(cell.source)
+    return cell.source
 
 
 def needs_translation(cell: NotebookNode) -> bool:
-    """Markdown with prose, or a code cell with comments or docstrings (a student may read both). Test cells
-    are left out: their code is the English source's, and their messages are translated as `messages`."""
+    """Markdown with prose, or a code cell with comments or docstrings (a student may read both). What test
+    cells say when they fail is translated as `messages`; their comments as cells (public part)."""
     if cell.cell_type == "markdown":
         return prose_letters(cell.source) > 0
-    return cell.cell_type == "code" and cells.role(cell) != "test" and _comments_and_docstrings(cell.source) > 0
+    return cell.cell_type == "code" and _comments_and_docstrings(english_text(cell)) > 0
 
 
 def _marker_lines(text: str) -> list[str]:
     return [line.strip() for line in text.split("\n") if line.strip() in _MARKERS]
 
 
+def _spans(pattern: re.Pattern, text: str, wrap: bool = True) -> list[str]:
+    """The spans the pattern finds; wrap: a line break inside one counts as a space (markdown rewraps)."""
+    found = [match.group(0) for match in pattern.finditer(text)]
+    return [re.sub(r"\s+", " ", span) for span in found] if wrap else found
+
+
 def change_problem(english: NotebookNode, translated: str) -> str | None:
     """What the translation changed that it must not (None: only prose, comments and docstrings)."""
-    if _marker_lines(english.source) != _marker_lines(translated):
+    original = english_text(english)
+    if _marker_lines(original) != _marker_lines(translated):
         return "nbgrader's markers (### BEGIN/END ...) differ from the English cell"
     if english.cell_type == "code":
         try:
-            same = ast.dump(_docstrings_blanked(ast.parse(_python(english.source)))) == ast.dump(
+            same = ast.dump(_docstrings_blanked(ast.parse(_python(original)))) == ast.dump(
                 _docstrings_blanked(ast.parse(_python(translated))))
         except SyntaxError as error:
             return f"the translated code does not parse (line {error.lineno}: {error.msg})"
         return None if same else "the code differs from the English cell (only comments and docstrings may change)"
     for name, pattern in (("math", _DISPLAY_MATH), ("fenced code", _FENCED)):
-        if Counter(m.group(0) for m in pattern.finditer(english.source)) != Counter(
-                m.group(0) for m in pattern.finditer(translated)):
+        wrap = name == "math"
+        if Counter(_spans(pattern, english.source, wrap)) != Counter(_spans(pattern, translated, wrap)):
             return f"the {name} differs from the English cell"
     without_display = [_DISPLAY_MATH.sub(" ", _FENCED.sub(" ", text)) for text in (english.source, translated)]
-    if Counter(_INLINE_MATH.findall(without_display[0])) != Counter(_INLINE_MATH.findall(without_display[1])):
+    if Counter(_spans(_INLINE_MATH, without_display[0])) != Counter(_spans(_INLINE_MATH, without_display[1])):
         return "the inline math ($...$) differs from the English cell"
-    missing = set(_INLINE_CODE.findall(without_display[0])) - set(_INLINE_CODE.findall(without_display[1]))
+    without_math = [_INLINE_MATH.sub(" ", text) for text in without_display]
+    missing = set(_spans(_INLINE_CODE, without_math[0])) - set(_spans(_INLINE_CODE, without_math[1]))
     if missing:
         return f"inline code {sorted(missing)[0]} of the English cell is missing"
     return None
@@ -287,7 +303,7 @@ def translation_problems(notebook: NotebookNode, translation: Translation | None
             found.append(CellProblem(cell.id, "missing"))
         elif entry.todo:
             found.append(CellProblem(cell.id, "todo"))
-        elif entry.en != english_hash(cell.source):
+        elif entry.en != english_hash(english_text(cell)):
             found.append(CellProblem(cell.id, "stale", "the English cell changed since it was translated"))
         else:
             problem = change_problem(cell, entry.text)
@@ -338,6 +354,10 @@ def _strings_in(node: ast.AST) -> list[str]:
     return found
 
 
+def _calls(call: ast.Call, name: str) -> bool:
+    return isinstance(call.func, ast.Name) and call.func.id == name
+
+
 def message_templates(source: str) -> list[str]:
     """What a test or helper cell may say when a check fails: hint= arguments, assert messages, the
     arguments of a raised AssertionError, and strings assigned to a name with `hint` or `message` in it."""
@@ -351,7 +371,7 @@ def message_templates(source: str) -> list[str]:
             found += _strings_in(node.value)
         elif isinstance(node, ast.Assert) and node.msg is not None:
             found += _strings_in(node.msg)
-        elif isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and getattr(node.exc.func, "id", "") == "AssertionError":
+        elif isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and _calls(node.exc, "AssertionError"):
             for arg in node.exc.args:
                 found += _strings_in(arg)
         elif isinstance(node, ast.Assign) and any(
@@ -365,11 +385,24 @@ def notebook_message_templates(notebook: NotebookNode, public_only: bool = False
     public_only: leave out what only hidden tests say (it must not reach a student's notebook)."""
     found: list[str] = []
     for cell in notebook.cells:
+        if cell.cell_type == "code" and cells.role(cell) == "solution":  # what its rule says it must be
+            found += _rule_templates(cell.metadata.get("course", {}))
         if cell.cell_type != "code" or cells.role(cell) == "solution":
             continue
         source = cells.public_test_text(cell.source) if public_only and cells.role(cell) == "test" else cell.source
         found += message_templates(source)
     return list(dict.fromkeys(found))
+
+
+def _rule_templates(course: dict) -> list[str]:
+    """The words of a cell's rule that its message quotes ("relu_backward must be <written with numpy>")."""
+    if not isinstance(course, dict):
+        return []
+    found = []
+    if course.get("forbid"):
+        found.append(course.get("must_be") or "written without " + ", ".join(course["forbid"]))
+    found += [entry["why"] for entry in course.get("require", []) if isinstance(entry, dict) and "why" in entry]
+    return [text.replace("{", "{{").replace("}", "}}") for text in found]
 
 
 def template_fields(template: str) -> int:
@@ -411,7 +444,7 @@ def update_translation_file(notebook: NotebookNode, notebook_name: str, path: Pa
     for cell in notebook.cells:  # entries in notebook order
         entry = translation.cells.get(cell.id)
         if cell.id in todo_ids:
-            cell_source = by_id[cell.id].source
+            cell_source = english_text(by_id[cell.id])
             stale = entry is not None and not entry.todo
             # a stale entry keeps its old translation to edit, beside the new English; a new one starts as English
             entry = CellTranslation(english_hash(cell_source), entry.text if stale else cell_source, todo=True,

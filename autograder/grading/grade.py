@@ -19,15 +19,18 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from autograder import i18n as autograder_i18n
 from autograder.course import Course
 from autograder.grading import intake, time_limits
 from autograder.grading.judge import Judge, JudgeCache, TestOutcome
 from autograder.grading.parts import Part
 from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionResult
 from autograder.grading.student_process import ColdStudentProcess, StudentGone, StudentProcess
+from autograder.i18n import _
 from autograder.notebook import cells, nbnodes
 from autograder.notebook.source import read_source_notebook
 from autograder.sandbox.confine import Limits
+from course_utils import i18n as course_utils_i18n
 from course_utils import rules
 
 Launcher = Callable[[Path], StudentProcess]
@@ -84,6 +87,8 @@ class AssignmentSource:
     name: str
     notebooks: dict[str, NotebookNode]
     data_dir: Path | None  # release/<a>/ (data files students get), copied into every sandbox
+    language: str = "en"  # what failures are written in (the course's language); never changes a score
+    messages: tuple[tuple[str, str], ...] = ()  # the tests' messages and their translations (all, hidden too)
 
     def _code_cells(self):
         return [cell for nb in self.notebooks.values() for cell in nb.cells if cell.cell_type == "code"]
@@ -114,9 +119,24 @@ class AssignmentSource:
 
     @classmethod
     def load(cls, course: Course, assignment: str) -> AssignmentSource:
-        notebooks = {p.name: read_source_notebook(p, check_metadata=False) for p in course.source_notebooks(assignment)}
+        paths = course.source_notebooks(assignment)
+        notebooks = {p.name: read_source_notebook(p, check_metadata=False) for p in paths}
         release = course.release_dir / assignment
-        return cls(assignment, notebooks, release if release.is_dir() else None)
+        language, messages = course.language, []
+        if language != autograder_i18n.SOURCE_LANGUAGE:  # (a cold `course grade-one` in English imports none of it)
+            from autograder.authoring.translation import check_language, load_translation, translation_path
+
+            check_language(language)
+            for path in paths:
+                found = translation_path(path.parent, path.name, language)
+                if found.is_file():
+                    messages += load_translation(found, notebooks[path.name], path.name, language).messages
+        return cls(assignment, notebooks, release if release.is_dir() else None, language, tuple(messages))
+
+    def speak(self) -> None:
+        """Failures from now on in this assignment's language (this process: the judge's)."""
+        autograder_i18n.use(self.language)
+        course_utils_i18n.use(self.language, self.messages)
 
 
 def _outputs(result: dict) -> list[NotebookNode]:
@@ -212,7 +232,7 @@ def grade_notebook(
                         item.grade_id,
                         item.points,
                         0.0,
-                        f"not graded: {plan.problem}",
+                        _("not graded: {reason}").format(reason=plan.problem),
                         has_hidden=cells.BEGIN_HIDDEN in item.code,
                         gpu=item.gpu,
                     )
@@ -275,7 +295,7 @@ def grade_notebook(
 
 def _manual_results(name: str, source: NotebookNode) -> list[CellResult]:
     return [
-        CellResult(name, cells.grade_id(cell), cells.points(cell), None, "needs manual grading")
+        CellResult(name, cells.grade_id(cell), cells.points(cell), None, _("needs manual grading"))
         for cell in source.cells
         if cells.role(cell) == "solution" and cells.is_graded(cell)
     ]
@@ -299,6 +319,7 @@ def grade_submission(
     launcher = launcher or (lambda inputs: ColdStudentProcess(inputs, limits, slot, source.heavy_imports()))
     started = time.monotonic()
     result = SubmissionResult(student, source.name)
+    source.speak()
     submission = intake.read_submission(folder, student, list(source.notebooks))
     result.findings.extend(submission.findings)
     with tempfile.TemporaryDirectory(prefix="inputs-") as tmp:

@@ -32,7 +32,9 @@ from types import CodeType
 
 from autograder.grading.proxy import StudentLink, StudentObject
 from autograder.grading.student_process import StudentError, StudentGone, StudentProcess, StudentTimeout
+from autograder.i18n import _
 from autograder.notebook import cells
+from course_utils.i18n import translate_message
 
 JUDGE_MODULE_ROOTS = {
     "numpy", "torch", "math", "cmath", "random", "statistics", "time", "collections", "itertools",
@@ -177,16 +179,19 @@ def _capped(text: str) -> str:
 
 
 def _describe(error: BaseException) -> str:
+    """What a student reads about a failed test, in the grading language (autograder.i18n.use)."""
     if isinstance(error, StudentError):
         frames = [line for line in error.student_traceback.splitlines() if line.startswith("  File ")]
-        where = f"\n  (last place in your code: {frames[-1].strip()})" if frames else ""
-        return f"your code raised {error}{where}"
+        where = "\n  " + _("(last place in your code: {frame})").format(frame=frames[-1].strip()) if frames else ""
+        return _("your code raised {error}").format(error=error) + where
     if isinstance(error, AssertionError):
-        return f"AssertionError: {error}" if str(error) else "AssertionError (a check in the test failed)"
+        if not str(error):
+            return _("AssertionError (a check in the test failed)")
+        return f"AssertionError: {translate_message(str(error))}"  # a test's own message, translated
     if isinstance(error, StudentTimeout):
         return f"TimeoutError: {error}"
     if isinstance(error, StudentGone):
-        return f"not graded: {error}"
+        return _("not graded: {reason}").format(reason=error)
     return f"{type(error).__name__}: {error}"
 
 
@@ -404,7 +409,7 @@ class Judge:
             if time.monotonic() - started > timeout:
                 failure = TestOutcome(
                     0.0,
-                    f"TimeoutError: the test took longer than {timeout:g} s",
+                    "TimeoutError: " + _("the test took longer than {seconds} s").format(seconds=f"{timeout:g}"),
                     _capped(output.getvalue()),
                     hidden_failed=hidden,
                 )

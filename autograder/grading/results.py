@@ -6,10 +6,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from autograder.i18n import N_
+
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
-WAITING_FOR_GPU = "waiting for GPU runner"
+WAITING_FOR_GPU = N_("waiting for GPU runner")  # translated where it is shown
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from autograder.course import Course
 from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionResult
+from autograder.i18n import gettext_in
 from autograder.records.html import render
 from autograder.records.late import Lateness, lateness, policy
 
@@ -29,17 +30,17 @@ def is_waiting_for_gpu(cell: CellResult) -> bool:
     return bool(getattr(cell, "pending", False)) or cell.message.startswith("pending:")
 
 
-def _verdict(cell: CellResult) -> tuple[str, str]:
+def _verdict(cell: CellResult, language: str) -> tuple[str, str]:
     """(css class, word) for one cell."""
     if is_waiting_for_gpu(cell):
-        return "pending", WAITING_FOR_GPU
+        return "pending", gettext_in(language, WAITING_FOR_GPU)
     if cell.manual:
-        return "pending", "to be graded by a person"
+        return "pending", gettext_in(language, "to be graded by a person")
     if cell.score >= cell.max_points:
-        return "passed", "passed"
+        return "passed", gettext_in(language, "passed")
     if cell.score > 0:
-        return "partial", "partial credit"
-    return "failed", "failed"
+        return "partial", gettext_in(language, "partial credit")
+    return "failed", gettext_in(language, "failed")
 
 
 def _message(cell: CellResult, published: bool) -> str:
@@ -54,8 +55,8 @@ def _score_text(cell: CellResult) -> str:
     return f"{cell.score:g} / {cell.max_points:g}"
 
 
-def _row(cell: CellResult, published: bool) -> dict:
-    css, word = _verdict(cell)
+def _row(cell: CellResult, published: bool, language: str) -> dict:
+    css, word = _verdict(cell, language)
     output = cell.output if cell.output and not cell.manual else ""
     return {"grade_id": cell.grade_id, "gpu": cell.gpu, "points": _score_text(cell), "css": css, "word": word,
             "message": _message(cell, published), "output": output}  # fmt: skip
@@ -67,11 +68,13 @@ def _for_notebook(lines: list[str], notebook: str) -> list[str]:
 
 
 def render_feedback(
-    result: SubmissionResult, published: bool, late: Lateness | None = None, late_policy: str = ""
+    result: SubmissionResult, published: bool, late: Lateness | None = None, late_policy: str = "",
+    language: str = "en",
 ) -> str:
+    """The page in `language` (the course's); messages are in the language the submission was graded in."""
     names = list(dict.fromkeys(cell.notebook for cell in result.cells))
     notebooks = [
-        {"name": name, "rows": [_row(cell, published) for cell in result.cells if cell.notebook == name],
+        {"name": name, "rows": [_row(cell, published, language) for cell in result.cells if cell.notebook == name],
          "problems": _for_notebook(result.problems, name), "findings": _for_notebook(result.findings, name)}
         for name in names
     ]  # fmt: skip
@@ -80,7 +83,9 @@ def render_feedback(
     manual_pending = sum(cell.max_points for cell in result.cells if cell.manual and not is_waiting_for_gpu(cell))
     return render(
         "feedback.html.j2",
-        title=f"{result.assignment}: feedback for {result.student}",
+        language,
+        title=gettext_in(language, "{assignment}: feedback for {student}").format(
+            assignment=result.assignment, student=result.student),
         score=f"{result.score:g} / {result.auto_max:g}",
         late=late.describe() if late and late.multiplier < 1 else "",
         late_penalty=f"{late.penalty(result.score):g}" if late else "",
@@ -89,7 +94,7 @@ def render_feedback(
         late_problem=late.problem if late else "",
         manual_pending=f"{manual_pending:g}" if manual_pending else "",
         gpu_pending=sum(is_waiting_for_gpu(cell) for cell in result.cells),
-        waiting_for_gpu=WAITING_FOR_GPU,
+        waiting_for_gpu=gettext_in(language, WAITING_FOR_GPU),
         hidden_note=not published and any(cell.has_hidden for cell in result.cells),
         notebooks=notebooks,
         problems=elsewhere,
@@ -107,7 +112,8 @@ def write_feedback(
     folder = feedback_dir(course) / result.student / result.assignment
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "feedback.html"
-    path.write_text(render_feedback(result, published, late, policy(course).describe()), encoding="utf-8")
+    page = render_feedback(result, published, late, policy(course).describe(), course.language)
+    path.write_text(page, encoding="utf-8")
     return path
 
 

@@ -7,19 +7,29 @@ student names) is escaped by the template engine, never by hand.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import jinja2
 
-_ENVIRONMENT = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-)
+from autograder import i18n
 
 
-def render(template: str, **values) -> str:
-    return _ENVIRONMENT.get_template(template).render(**values)
+@functools.cache
+def _environment(language: str) -> jinja2.Environment:
+    """Templates whose {{ _("...") }} speak `language` (jinja2's i18n extension, our gettext catalogs)."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    environment.install_gettext_translations(i18n.translations(language), newstyle=True)
+    return environment
+
+
+def render(template: str, language: str = i18n.SOURCE_LANGUAGE, **values) -> str:
+    return _environment(language).get_template(template).render(language=language, **values)
