@@ -10,11 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: bubblewrap (the student sandbox), chromium (tests/test_browser.py: Playwright drives it and
-# never downloads a browser), redis-server and postgresql (the Celery broker and a gradebook server: the
+# never downloads a browser; fonts-wqy-zenhei for Chinese), redis-server and postgresql (the Celery broker and a gradebook server: the
 # tests start their own on loopback ports, tests/servers.py). One apt-get run for whatever is missing.
 missing=""
 command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
+# a Chinese font, so the browser tests' screenshots of the zh release show characters, not boxes
+[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing="$missing fonts-wqy-zenhei"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 if [ -n "$missing" ]; then

@@ -25,7 +25,8 @@ import nbformat
 import psutil
 import pytest
 
-from autograder.course import REPO_ROOT
+from autograder.authoring.release import release
+from autograder.course import REPO_ROOT, Course
 from autograder.notebook import cells
 
 pytestmark = pytest.mark.browser
@@ -185,6 +186,13 @@ def lab(tmp_path_factory):
     (root / "nbgrader_config.py").write_text(
         f"c = get_config()\nc.CourseDirectory.course_id = {COURSE_ID!r}\nc.Exchange.root = {str(exchange)!r}\n"
     )
+    # a1 released in Chinese (the course's translation), blank, in its own folder: zh/a1_backprop.ipynb
+    zh_course = base / "zh-course"
+    zh_course.mkdir()
+    shutil.copy(REPO_ROOT / "nbgrader_config.py", zh_course)
+    shutil.copytree(REPO_ROOT / "source" / ASSIGNMENT, zh_course / "source" / ASSIGNMENT)
+    release(Course.load(zh_course), ASSIGNMENT, execute_solutions=False, language="zh")
+    shutil.copytree(zh_course / "release-zh" / ASSIGNMENT, root / "zh")
     server = JupyterLab(base, root)
     try:
         server.start()
@@ -344,6 +352,23 @@ def test_blank_release_shows_failing_selfchecks(lab, page):
             assert r["message"], f"a failing self-check row has no message: {r}"
         passed, total = public_tests_passed(page)
         assert total == count_test_cells() and passed < total, f"blank notebook: {passed} of {total} passed"
+
+
+def test_the_chinese_release_speaks_chinese_in_jupyterlab(lab, page):
+    """The zh release of a1, blank: prose, the self-check's table and its messages are Chinese."""
+    with evidence(page, lab, "zh-blank"):
+        open_notebook(page, lab, f"zh/{NOTEBOOK}", "zh-blank")
+        prompts = run_all_cells(page)
+        screenshot(page, "zh-blank")
+        assert_every_cell_ran(prompts)
+        assert "作业" in page.locator(".jp-MarkdownOutput").first.inner_text()
+        rows = selfcheck_rows(page)
+        failing = [r for r in rows if r["status"] in ("fail", "error")]
+        assert failing and all(re.search(r"[\u4e00-\u9fff]", r["message"]) for r in failing), failing[:3]
+        text = "\n".join(page.locator(".jp-OutputArea").all_inner_texts())
+        found = re.findall(r"公开测试通过：(\d+) / (\d+)", text)
+        assert found and int(found[0][1]) == count_test_cells() and int(found[0][0]) < int(found[0][1]), found
+        page.locator("table.course-selfcheck").last.screenshot(path=ARTIFACTS / "zh-selfcheck-table.png")
 
 
 @pytest.mark.parametrize("assignment", SOLVED_IN_BROWSER)

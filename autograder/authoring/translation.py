@@ -496,7 +496,8 @@ def glossary_problems(notebook: NotebookNode, translation: Translation, glossary
         if entry is None or entry.todo or not needs_translation(cell):
             continue
         english = cell.source if cell.cell_type == "markdown" else "\n".join(
-            line.split("#", 1)[1] for line in cell.source.split("\n") if "#" in line)
+            line.split("#", 1)[1] for line in english_text(cell).split("\n")
+            if "#" in line and line.strip() not in _MARKERS)
         for term, translated in glossary.items():
             if translated not in entry.text and _mentions(english, term):
                 found.append(f"{cell.id}: the English says {term!r}; the glossary's term is {translated}")
