@@ -9,7 +9,7 @@ from typing import NoReturn
 import click
 
 from autograder.command import CourseGroup, run
-from autograder.course import BROKER_URL_ENV, DEFAULT_BROKER_URL, Course, CourseError, hand_to_owner
+from autograder.course import BROKER_URL_ENV, DEFAULT_BROKER_URL, LANGUAGE_ENV, Course, CourseError, hand_to_owner
 from autograder.grading.parts import GPU_TESTS, QUEUES, Part
 
 course_option = click.option("--course", "course_root", type=click.Path(file_okay=False, path_type=Path), default=".",
@@ -17,6 +17,22 @@ course_option = click.option("--course", "course_root", type=click.Path(file_oka
                              help="The course directory (holds nbgrader_config.py, source/, release/, submitted/).")
 workers_option = click.option("--workers", type=int, default=os.cpu_count() or 1, show_default="number of cores",
                               help="Grading workers running in parallel.")  # fmt: skip
+
+
+def _set_language(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """--lang for the verbs that write what students read: the workers they start inherit it."""
+    if value is not None:
+        from autograder.authoring.translation import check_language
+
+        try:
+            os.environ[LANGUAGE_ENV] = check_language(value)
+        except CourseError as error:
+            raise click.BadParameter(str(error)) from None
+    return value
+
+
+language_option = click.option("--lang", "language", callback=_set_language, expose_value=False,
+                               help="Messages and pages in this language (en, zh)  [default: c.Course.language]")
 broker_option = click.option("--broker", help=f"Redis URL of the Celery backend  [default: {BROKER_URL_ENV}, "
                              f"else c.Grader.broker_url, else {DEFAULT_BROKER_URL}]")
 
@@ -116,6 +132,7 @@ def validate_command(
 @click.option("--no-wait", is_flag=True,
               help="Celery backend: return once the CPU parts are graded; GPU parts stay queued "
                    "(run again to collect).")
+@language_option
 @course_option
 def grade_command(
     assignment: str, students: tuple[str, ...], workers: int, force: bool, backend: str, broker: str | None,
@@ -230,6 +247,7 @@ def ci_template_command(assignment: str, out: Path, gpu_job: bool | None, course
 @cli.command("feedback")
 @click.argument("assignment")
 @click.option("--published", is_flag=True, help="Grades are published: show hidden tests' failure messages too.")
+@language_option
 @course_option
 def feedback_command(assignment: str, published: bool, course_root: Path) -> None:
     """Write feedback/<student>/<ASSIGNMENT>/feedback.html for every graded student (from the job table).

@@ -219,7 +219,7 @@ def test_every_cell_with_prose_is_chinese_in_the_zh_release(zh_course, assignmen
         elif cell.cell_type == "code":
             for line in cell.source.split("\n"):
                 comment = line.split("#", 1)[1] if "#" in line else ""
-                words = re.findall(r"[A-Za-z]{3,}", comment)
+                words = [t for t in comment.split() if re.fullmatch(r"[A-Za-z]{3,}[,.:;]?", t)]  # prose, not code
                 if len(words) >= 4 and not translation.cjk_characters(comment) and "BEGIN" not in comment:
                     not_chinese.append(f"{cell.id}: comment {comment.strip()[:60]!r}")
     assert not not_chinese, "\n".join(not_chinese)
