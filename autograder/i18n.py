@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import gettext
+import struct
 from pathlib import Path
 
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -21,9 +22,20 @@ _current: gettext.NullTranslations = gettext.NullTranslations()
 
 @functools.cache
 def translations(language: str) -> gettext.NullTranslations:
+    """The compiled catalog of `language`; a missing or damaged one is one line naming the file."""
     if language == SOURCE_LANGUAGE:
         return gettext.NullTranslations()
-    return gettext.translation(DOMAIN, localedir=LOCALE_DIR, languages=[language])
+    return read_catalog(LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.mo")
+
+
+def read_catalog(path: Path) -> gettext.GNUTranslations:
+    from autograder.course import CourseError
+
+    try:
+        with path.open("rb") as file:
+            return gettext.GNUTranslations(file)
+    except (OSError, ValueError, IndexError, UnicodeDecodeError, struct.error) as error:
+        raise CourseError(f"{path}: not a readable message catalog ({error}); scripts/messages.sh builds it") from None
 
 
 def use(language: str) -> None:

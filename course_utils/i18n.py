@@ -20,6 +20,7 @@ import json
 import os
 import re
 import string
+import struct
 from pathlib import Path
 
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -56,7 +57,12 @@ def use(language_code: str = SOURCE_LANGUAGE, messages: list | dict | tuple = ()
     if language_code == SOURCE_LANGUAGE:
         _translation, _language, _templates = gettext.NullTranslations(), SOURCE_LANGUAGE, []
         return
-    _translation = gettext.translation(DOMAIN, localedir=LOCALE_DIR, languages=[language_code])
+    path = LOCALE_DIR / language_code / "LC_MESSAGES" / f"{DOMAIN}.mo"
+    try:
+        with path.open("rb") as file:
+            _translation = gettext.GNUTranslations(file)
+    except (OSError, ValueError, IndexError, UnicodeDecodeError, struct.error) as error:
+        raise RuntimeError(f"{path}: not a readable message catalog ({error})") from None
     _language = language_code
     pairs = messages.items() if isinstance(messages, dict) else messages
     # longer templates first: "x: {}" must not catch a message a more specific template describes

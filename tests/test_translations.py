@@ -135,6 +135,27 @@ def test_an_unknown_language_is_refused_before_anything_is_written(fixture_cours
     assert not any(fixture_course.root.glob("release-*"))
 
 
+def test_a_damaged_catalog_is_one_line_and_no_half_release(fixture_course, tmp_path, monkeypatch):
+    from autograder import i18n
+
+    damaged = tmp_path / "locale" / "zh" / "LC_MESSAGES" / "autograder.mo"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"\x00" * 40)
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path / "locale")
+    i18n.translations.cache_clear()
+    try:
+        assignment = fixture_course.assignments()[0]
+        path = fixture_course.source_notebooks(assignment)[0]
+        nb = nbformat.read(path, as_version=4)
+        translation.update_translation_file(nb, path.name, translation.translation_path(path.parent, path.name, "zh"),
+                                            "zh")
+        with pytest.raises(CourseError, match=rf"^{re.escape(str(damaged))}: not a readable message catalog"):
+            release(fixture_course, assignment, execute_solutions=False, language="zh")
+        assert not fixture_course.release_dir_for("zh").exists()
+    finally:
+        i18n.translations.cache_clear()
+
+
 # --- the gettext catalogs (scripts/messages.sh) ---------------------------------------------------------------
 
 
