@@ -20,6 +20,17 @@ for domain in course_utils autograder; do
             $PYBABEL init -D "$domain" -i "$pot" -d "$domain/locale" -l "$language" --no-wrap
         fi
         sed -i '/^"POT-Creation-Date: /d; /^"PO-Revision-Date: /d' "$po"
-        $PYBABEL compile --statistics -D "$domain" -d "$domain/locale" -l "$language"
+        # Compile to a side file and keep the old .mo when no message changed: Babel stamps each compile
+        # with the time, so an unchanged catalog would otherwise show up as a changed binary in git.
+        mo=${po%.po}.mo
+        $PYBABEL compile --statistics -i "$po" -o "$mo.new" -l "$language"
+        if [ -f "$mo" ] && .venv/bin/python -c '
+import gettext, sys
+old, new = (gettext.GNUTranslations(open(path, "rb"))._catalog for path in sys.argv[1:])
+sys.exit(0 if {k: v for k, v in old.items() if k} == {k: v for k, v in new.items() if k} else 1)' "$mo" "$mo.new"; then
+            rm "$mo.new"
+        else
+            mv "$mo.new" "$mo"
+        fi
     done
 done

@@ -284,6 +284,10 @@ def test_grading_in_chinese_gives_the_same_scores_with_chinese_messages(tmp_path
     failing = [s for s in students if messages["zh", s].strip()]
     assert failing and all(translation.cjk_characters(messages["zh", s]) for s in failing)
     assert not any(translation.cjk_characters(messages["en", s]) for s in students)
+    for student in [s for s in students if s.startswith("garbage")]:  # intake's reasons, not only their prefix
+        assert "is not a notebook" in messages["en", student] or "nbformat 3" in messages["en", student], student
+        assert "not a notebook" not in messages["zh", student] and "open and save" not in messages["zh", student]
+        assert "不是 notebook" in messages["zh", student] or "在 Jupyter 中打开并保存" in messages["zh", student]
 
 
 def test_course_check_on_the_zh_solution_speaks_chinese_and_passes(tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from autograder.i18n import _
 from autograder.notebook import cells, nbnodes
 from course_utils import rules
 
@@ -65,25 +66,31 @@ def _one_line(error: Exception) -> str:
 def read_notebook(path: Path) -> tuple[NotebookNode | None, str | None]:
     """(notebook, None) or (None, one-line reason)."""
     if path.is_symlink():
-        return None, f"{path.name} is a symbolic link; submit the notebook file itself"
+        return None, _("{name} is a symbolic link; submit the notebook file itself").format(name=path.name)
     size = path.stat().st_size
     if size > MAX_NOTEBOOK_BYTES:
-        return None, f"{path.name} is {size / 2**20:.1f} MiB, over the {MAX_NOTEBOOK_BYTES // 2**20} MiB limit"
+        return None, _("{name} is {size:.1f} MiB, over the {limit} MiB limit").format(
+            name=path.name, size=size / 2**20, limit=MAX_NOTEBOOK_BYTES // 2**20
+        )
     raw = path.read_bytes()
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return None, f"{path.name} is not a notebook (invalid JSON: {_one_line(error)})"
+        return None, _("{name} is not a notebook (invalid JSON: {error})").format(
+            name=path.name, error=_one_line(error)
+        )
     if not isinstance(data, dict) or not isinstance(data.get("cells", []), list):
-        return None, f"{path.name} is not a notebook (no list of cells)"
+        return None, _("{name} is not a notebook (no list of cells)").format(name=path.name)
     major = data.get("nbformat")
     if major != 4:
-        return None, f"{path.name} is nbformat {major}; open and save it in Jupyter to get nbformat 4"
+        return None, _("{name} is nbformat {major}; open and save it in Jupyter to get nbformat 4").format(
+            name=path.name, major=major
+        )
     try:
         nb = nbformat.from_dict(data)
         nbformat.validate(nb, relax_add_props=True)
     except Exception as error:  # nbformat's validation errors are of several kinds
-        return None, f"{path.name} is not a valid notebook: {_one_line(error)}"
+        return None, _("{name} is not a valid notebook: {error}").format(name=path.name, error=_one_line(error))
     return nb, None
 
 
@@ -93,9 +100,14 @@ def read_submission(folder: Path, student: str, notebook_names: list[str]) -> Su
     problems: dict[str, str] = {}
     files: list[Path] = []
     if folder.is_symlink() or not folder.is_dir():
-        why = "is a symbolic link" if folder.is_symlink() else ("is not a folder" if folder.exists() else "is missing")
+        if folder.is_symlink():
+            why = _("the submission folder is a symbolic link")
+        else:
+            why = (
+                _("the submission folder is not a folder") if folder.exists() else _("the submission folder is missing")
+            )
         for name in notebook_names:
-            notebooks[name], problems[name] = None, f"the submission folder {why}"
+            notebooks[name], problems[name] = None, why
         return Submission(student, None, notebooks, problems, findings, files)
 
     for path in sorted(folder.rglob("*")):
@@ -103,12 +115,14 @@ def read_submission(folder: Path, student: str, notebook_names: list[str]) -> Su
         if ".ipynb_checkpoints" in relative.parts:
             continue
         if path.is_symlink():
-            findings.append(f"{relative}: symbolic link ignored")
+            findings.append(_("{file}: symbolic link ignored").format(file=relative))
         elif path.is_file() and not any(p.is_symlink() for p in path.parents if folder in p.parents):
             if path.stat().st_size > MAX_FILE_BYTES:
-                findings.append(f"{relative}: over {MAX_FILE_BYTES // 2**20} MB, ignored")
+                findings.append(
+                    _("{file}: over {limit} MB, ignored").format(file=relative, limit=MAX_FILE_BYTES // 2**20)
+                )
             elif len(files) >= MAX_FILES:
-                findings.append(f"{relative}: more than {MAX_FILES} files, ignored")
+                findings.append(_("{file}: more than {limit} files, ignored").format(file=relative, limit=MAX_FILES))
             else:
                 files.append(path)
 
@@ -117,13 +131,17 @@ def read_submission(folder: Path, student: str, notebook_names: list[str]) -> Su
         if not path.exists() and not path.is_symlink():
             present = sorted(p.name for p in folder.glob("*.ipynb"))
             notebooks[name] = None
-            problems[name] = f"{name} was not submitted" + (f" (found: {', '.join(present)})" if present else "")
+            problems[name] = (
+                _("{name} was not submitted (found: {found})").format(name=name, found=", ".join(present))
+                if present
+                else _("{name} was not submitted").format(name=name)
+            )
             continue
         notebooks[name], problem = read_notebook(path)
         if problem:
             problems[name] = problem
     if not any(notebooks.values()) and not problems:
-        problems = {name: "no notebook submitted" for name in notebook_names}
+        problems = {name: _("no notebook submitted") for name in notebook_names}
     return Submission(student, folder, notebooks, problems, findings, files)
 
 
@@ -134,7 +152,7 @@ def _student_cells_by_id(student: NotebookNode, findings: list[str]) -> dict[str
         if gid is None:
             continue
         if gid in by_id:
-            findings.append(f"cell {gid!r} appears more than once; the first copy was graded")
+            findings.append(_("cell {cell} appears more than once; the first copy was graded").format(cell=repr(gid)))
             continue
         by_id[gid] = cell
     return by_id
@@ -171,7 +189,11 @@ def build_plan(
         for cell in added_after.get(after, []):
             code = _source_text(cell)
             if len(code) > MAX_CELL_CHARS:
-                plan.findings.append(f"a cell of {len(code)} characters was not run (limit {MAX_CELL_CHARS})")
+                plan.findings.append(
+                    _("a cell of {size} characters was not run (limit {limit})").format(
+                        size=len(code), limit=MAX_CELL_CHARS
+                    )
+                )
                 code = ""
             plan.cells.append(PlanCell("student", code, cell=_code_cell(code, cell.metadata)))
 
@@ -220,18 +242,26 @@ def _solution_plan_cell(source_cell, student_cell, student, findings: list[str])
     if source_cell.cell_type == "markdown":
         text = _source_text(student_cell) if student_cell is not None else ""
         if student is not None and student_cell is None:
-            findings.append(f"answer cell {gid!r} was deleted")
+            findings.append(_("answer cell {cell} was deleted").format(cell=repr(gid)))
         cell = nbnodes.markdown_cell(text[:MAX_CELL_CHARS], json.loads(json.dumps(dict(source_cell.metadata))))
         return PlanCell("answer", text, gid, cells.points(source_cell) if graded else 0.0, cell=cell)
     code = ""
     if student_cell is None:
         if student is not None:
-            findings.append(f"solution cell {gid!r} was deleted; nothing ran in its place")
+            findings.append(_("solution cell {cell} was deleted; nothing ran in its place").format(cell=repr(gid)))
     elif student_cell.cell_type != "code":
-        findings.append(f"solution cell {gid!r} was changed to {student_cell.cell_type}; its text was not run")
+        findings.append(
+            _("solution cell {cell} was changed to {kind}; its text was not run").format(
+                cell=repr(gid), kind=student_cell.cell_type
+            )
+        )
     else:
         code = _source_text(student_cell)
         if len(code) > MAX_CELL_CHARS:
-            findings.append(f"solution cell {gid!r} has {len(code)} characters (limit {MAX_CELL_CHARS}); not run")
+            findings.append(
+                _("solution cell {cell} has {size} characters (limit {limit}); not run").format(
+                    cell=repr(gid), size=len(code), limit=MAX_CELL_CHARS
+                )
+            )
             code = ""
     return PlanCell("student", code, gid, cell=_code_cell(code, source_cell.metadata))
