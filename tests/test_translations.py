@@ -201,6 +201,27 @@ def test_the_feedback_page_speaks_the_course_language():
     assert "Autograded score" in render_feedback(result, published=True)
 
 
+def test_the_late_penalty_is_described_in_the_course_language():
+    from datetime import datetime, timedelta
+
+    from autograder.grading.results import CellResult, SubmissionResult
+    from autograder.records.late import Lateness, LatePolicy
+
+    result = SubmissionResult("bob", "a1_backprop", cells=[CellResult("a1_backprop.ipynb", "test_relu", 10, 10.0, "")])
+    rule = LatePolicy("per_day", rate=0.1, floor=0.5, grace=timedelta(minutes=15))
+    due = datetime(2026, 12, 1, 12, 0)
+    late = Lateness("bob", due + timedelta(hours=30), due, multiplier=rule.multiplier(timedelta(hours=30)))
+    page = render_feedback(result, False, late, rule, language="zh")
+    assert "每迟交一天" in page and "宽限 15 分钟" in page and "之后 30.0 小时提交" in page and "off per" not in page
+    english = render_feedback(result, False, late, rule)
+    assert "10% off per started day late, down to 50% at most, 15 minutes&#39; grace" in english
+    assert "submitted 30.0 h after the due date (2026-12-01 12:00 UTC)" in english
+    missing = Lateness("cy", None, due, problem="no timestamp.txt: late penalty not applied")
+    assert "没有 timestamp.txt" in render_feedback(result, False, missing, rule, language="zh")
+    assert {LatePolicy(kind).describe(str) for kind in ("zero", "none", "per_hour")} == {
+        "late work scores 0", "no late penalty", "0% off per started hour late, down to 0% at most"}
+
+
 # --- every assignment: translated, released in Chinese, graded alike ------------------------------------------
 
 

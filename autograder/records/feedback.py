@@ -16,9 +16,9 @@ from pathlib import Path
 
 from autograder.course import Course
 from autograder.grading.results import WAITING_FOR_GPU, CellResult, SubmissionResult
-from autograder.i18n import gettext_in
+from autograder.i18n import gettext_in, translations
 from autograder.records.html import render
-from autograder.records.late import Lateness, lateness, policy
+from autograder.records.late import Lateness, LatePolicy, lateness, policy
 
 
 def feedback_dir(course: Course) -> Path:
@@ -68,10 +68,14 @@ def _for_notebook(lines: list[str], notebook: str) -> list[str]:
 
 
 def render_feedback(
-    result: SubmissionResult, published: bool, late: Lateness | None = None, late_policy: str = "",
+    result: SubmissionResult, published: bool, late: Lateness | None = None, late_policy: LatePolicy | str = "",
     language: str = "en",
 ) -> str:
-    """The page in `language` (the course's); messages are in the language the submission was graded in."""
+    """The page in `language` (the course's); messages are in the language the submission was graded in.
+    late_policy: the course's LatePolicy (its words follow `language`) or already its description."""
+    speak = translations(language).gettext
+    if isinstance(late_policy, LatePolicy):
+        late_policy = late_policy.describe(speak)
     names = list(dict.fromkeys(cell.notebook for cell in result.cells))
     notebooks = [
         {"name": name, "rows": [_row(cell, published, language) for cell in result.cells if cell.notebook == name],
@@ -87,11 +91,11 @@ def render_feedback(
         title=gettext_in(language, "{assignment}: feedback for {student}").format(
             assignment=result.assignment, student=result.student),
         score=f"{result.score:g} / {result.auto_max:g}",
-        late=late.describe() if late and late.multiplier < 1 else "",
+        late=late.describe(speak) if late and late.multiplier < 1 else "",
         late_penalty=f"{late.penalty(result.score):g}" if late else "",
         late_score=f"{result.score - late.penalty(result.score):g}" if late else "",
         late_policy=late_policy,
-        late_problem=late.problem if late else "",
+        late_problem=speak(late.problem) if late and late.problem else "",
         manual_pending=f"{manual_pending:g}" if manual_pending else "",
         gpu_pending=sum(is_waiting_for_gpu(cell) for cell in result.cells),
         waiting_for_gpu=gettext_in(language, WAITING_FOR_GPU),
@@ -112,7 +116,7 @@ def write_feedback(
     folder = feedback_dir(course) / result.student / result.assignment
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "feedback.html"
-    page = render_feedback(result, published, late, policy(course).describe(), course.language)
+    page = render_feedback(result, published, late, policy(course), course.language)
     path.write_text(page, encoding="utf-8")
     return path
 

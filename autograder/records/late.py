@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from autograder.course import Course, CourseError
+from autograder.i18n import N_
 
 KINDS = ("none", "zero", "per_day", "per_hour")
 UNIT = {"per_day": timedelta(days=1), "per_hour": timedelta(hours=1)}
@@ -44,14 +46,19 @@ class LatePolicy:
         started_units = math.ceil((late_by - self.grace) / UNIT[self.kind])  # a started day counts as a day
         return max(self.floor, 1.0 - self.rate * started_units)
 
-    def describe(self) -> str:
-        grace = f", {self.grace.total_seconds() / 60:g} minutes' grace" if self.grace else ""
+    def describe(self, _: Callable[[str], str] = str) -> str:
+        """The policy in words; `_` translates them (the feedback page speaks the course's language)."""
+        minutes = self.grace.total_seconds() / 60
+        grace = _(", {minutes:g} minutes' grace").format(minutes=minutes) if self.grace else ""
         if self.kind == "zero":
-            return f"late work scores 0{grace}"
-        if self.kind in UNIT:
-            unit = "day" if self.kind == "per_day" else "hour"
-            return f"{self.rate:.0%} off per started {unit} late, down to {self.floor:.0%} at most{grace}"
-        return "no late penalty"
+            return _("late work scores 0{grace}").format(grace=grace)
+        if self.kind == "per_day":
+            return _("{rate:.0%} off per started day late, down to {floor:.0%} at most{grace}").format(
+                rate=self.rate, floor=self.floor, grace=grace)
+        if self.kind == "per_hour":
+            return _("{rate:.0%} off per started hour late, down to {floor:.0%} at most{grace}").format(
+                rate=self.rate, floor=self.floor, grace=grace)
+        return _("no late penalty")
 
 
 @dataclass(frozen=True)
@@ -71,9 +78,12 @@ class Lateness:
     def penalty(self, score: float) -> float:
         return score * (1.0 - self.multiplier)
 
-    def describe(self) -> str:
+    def describe(self, _: Callable[[str], str] = str) -> str:
         hours = self.late_by.total_seconds() / 3600
-        return f"submitted {hours:.1f} h after the due date ({self.due:%Y-%m-%d %H:%M} UTC)" if hours else ""
+        if not hours:
+            return ""
+        return _("submitted {hours:.1f} h after the due date ({due} UTC)").format(
+            hours=hours, due=f"{self.due:%Y-%m-%d %H:%M}")
 
 
 def _parse(text: str) -> datetime:
@@ -136,9 +146,11 @@ def lateness(course: Course, assignment: str, students: list[str]) -> tuple[dict
         try:
             submitted = _parse(stamp.read_text())
         except FileNotFoundError:
-            found[student] = Lateness(student, None, due, problem="no timestamp.txt: late penalty not applied")
+            problem = N_("no timestamp.txt: late penalty not applied")
+            found[student] = Lateness(student, None, due, problem=problem)
         except (OSError, ValueError, OverflowError):
-            found[student] = Lateness(student, None, due, problem="unreadable timestamp.txt: late penalty not applied")
+            problem = N_("unreadable timestamp.txt: late penalty not applied")
+            found[student] = Lateness(student, None, due, problem=problem)
         else:
             found[student] = Lateness(student, submitted, due, rule.multiplier(max(timedelta(0), submitted - due)))
     problems += [f"{late.student}: {late.problem}" for late in found.values() if late.problem]
