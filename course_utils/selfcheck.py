@@ -32,6 +32,7 @@ import json
 import os
 import sys
 import traceback
+import unicodedata
 from dataclasses import dataclass, field
 
 import jinja2
@@ -96,7 +97,7 @@ _HTML = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True
 _HTML.globals["colours"] = {"PASS": "#1a7f37", "FAIL": "#cf222e", "ERROR": "#9a6700"}
 _MACROS = """
 {% macro status(s) %}
-<td class="{{ s.lower() }}" style="color:{{ colours[s] }};font-weight:bold">{{ s }}</td>
+<td class="{{ s.lower() }}" style="color:{{ colours[s] }};font-weight:bold">{{ labels.status[s] }}</td>
 {% endmacro %}
 {% macro message(row) %}
 {% for line in row.message.split("\\n") %}{% if not loop.first %}<br>{% endif %}{{ line }}{% endfor %}
@@ -128,11 +129,22 @@ _NOTEBOOK_TABLE = _HTML.from_string(_MACROS + """
 
 def _labels() -> dict[str, str]:
     """The words around the rows, in the language in use (read when a table is shown)."""
-    return {"hint": _("hint: "), "line": _("line {}"), "of": _("{} of {}")}
+    return {"hint": _("hint: "), "line": _("line {}"), "of": _("{} of {}"), "status": _status_words()}
+
+
+def _status_words() -> dict[str, str]:
+    return {"PASS": _("PASS"), "FAIL": _("FAIL"), "ERROR": _("ERROR")}
+
+
+def _status_column(status: str) -> str:
+    """The status word, padded to the width of "ERROR " on a terminal (a CJK character takes two columns)."""
+    word = _status_words()[status]
+    width = sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in word)
+    return word + " " * max(1, 6 - width)
 
 
 def _text_lines(row: Row, first: str) -> list[str]:
-    lines = [f"{row.status:<5} {first}"]
+    lines = [f"{_status_column(row.status)}{first}"]
     lines += [f"      {line}" for line in row.message.splitlines()]
     if row.hint:
         lines.append(f"      {_('hint: ')}{row.hint}")
@@ -189,7 +201,7 @@ class NotebookResult:
         lines = []
         for test in self.tests:
             counts = _("{passed} of {checks} checks").format(passed=test.passed, checks=test.checks)
-            lines.append(f"{test.status:<5} {test.grade_id:<{width}}  {counts}")
+            lines.append(f"{_status_column(test.status)}{test.grade_id:<{width}}  {counts}")
             problem = test.first_problem
             if problem is not None:  # the first problem is enough to start from; check() shows them all
                 where = _("line {}").format(problem.line) + "  " if problem.line else ""

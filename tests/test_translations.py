@@ -326,5 +326,6 @@ def test_course_check_on_the_zh_solution_speaks_chinese_and_passes(tmp_path):
                             text=True, cwd=REPO_ROOT, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "公开测试通过" in result.stdout and "项检查" in result.stdout
+    assert re.search(r"^通过  test", result.stdout, re.M) and not re.search(r"^PASS ", result.stdout, re.M)
     assert course.language == "en"
 
