@@ -375,8 +375,13 @@ def translate_command(assignments: tuple[str, ...], all_: bool, language: str, c
               show_default=True, help="nbgrader's exchange folder.")
 @click.option("--ip", default="127.0.0.1", show_default=True, help="Address the hub listens on.")
 @click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--idle-timeout", type=click.IntRange(min=0), default=60, show_default=True,
+              help="Minutes after which a user's idle server is stopped (their files stay); 0: never.")
+@click.option("--memory", type=click.FloatRange(min=0.25), default=6.0, show_default=True,
+              help="GiB each process of a user's server may use (JupyterLab, each kernel).")
 @course_option
-def serve_command(roster: Path, instructor: str, exchange: Path, ip: str, port: int, course_root: Path) -> None:
+def serve_command(roster: Path, instructor: str, exchange: Path, ip: str, port: int, idle_timeout: int,
+                  memory: float, course_root: Path) -> None:
     """Set up and run the course server (as root): a Linux account per roster row (new passwords in
     .hub/passwords.csv), nbgrader's exchange, and JupyterHub, each user's JupyterLab in a sandbox.
     Runs until Ctrl-C. To add students, add rows to the roster and run it again."""
@@ -386,7 +391,8 @@ def serve_command(roster: Path, instructor: str, exchange: Path, ip: str, port: 
     from autograder.server.accounts import remove_accounts
 
     course = Course.load(course_root)
-    settings, created = hub.prepare(course, roster, instructor, exchange.resolve(), ip, port)
+    settings, created = hub.prepare(course, roster, instructor, exchange.resolve(), ip, port,
+                                    idle_timeout_s=idle_timeout * 60, process_memory_bytes=int(memory * 1024**3))
     log = Path(settings.state_dir) / "hub.log"
     process = hub.start_hub(settings, log)
     try:

@@ -7,16 +7,24 @@ These tests create Linux users (named dlct-*, removed afterwards): they need roo
 
 from __future__ import annotations
 
+import contextlib
+import http.cookiejar
 import os
+import re
 import shlex
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 from autograder.course import REPO_ROOT, Course, CourseError, hand_to_owner
@@ -25,6 +33,7 @@ from autograder.server.exchange import Exchange, collect, feedback_checksum, pub
 from autograder.server.roster import read_roster
 from autograder.server.spawner import sandbox_command
 from tests.helpers import SQUARES_OK, submit
+from tests.servers import wait_until
 
 A1 = "a1_backprop"
 
@@ -338,3 +347,52 @@ def test_formgrader_autograde_under_the_instructors_configuration_runs_no_studen
                               timeout=300)  # fmt: skip
     assert folder.is_dir() and not marker.exists(), "nbgrader autograde ran the student's code"
     assert "Autograding from formgrader is turned off on this server" in done.stdout + done.stderr, done
+
+
+def _log_in(url: str, username: str, password: str) -> None:
+    """A PAM login through the hub's form, as a browser does it; the hub then starts the user's server."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    opener.open(f"{url}/hub/login", timeout=30).read()
+    xsrf = next(cookie.value for cookie in jar if cookie.name == "_xsrf")
+    form = urllib.parse.urlencode({"username": username, "password": password, "_xsrf": xsrf}).encode()
+    with contextlib.suppress(urllib.error.HTTPError):  # the redirects end at the lab, which wants a browser
+        opener.open(f"{url}/hub/login", form, timeout=120).read()
+
+
+def _servers_of(uid: int) -> list[psutil.Process]:
+    """The user's jupyterhub-singleuser processes (their JupyterLab)."""
+    found = []
+    for process in psutil.process_iter(["uids", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if process.info["uids"].real == uid and any("jupyterhub-singleuser" in part
+                                                        for part in process.info["cmdline"] or []):
+                found.append(process)
+    return found
+
+
+def test_an_idle_server_is_stopped_and_every_user_process_has_its_limits():
+    """`course serve --idle-timeout --memory`: a student logs in and leaves; their server runs with the memory
+    and task limits, and the idle culler stops it once it has been idle for the timeout."""
+    from tests.test_server_browser import Hub
+
+    base = Path(tempfile.mkdtemp(prefix="dlct-idle-"))
+    base.chmod(0o755)
+    server = None
+    try:
+        server = Hub(base, students=1, idle_timeout_s=10, process_memory_bytes=2 * 1024**3)
+        name = server.students[0]
+        student = accounts.account(name)
+        _log_in(server.url, name, server.passwords[name])
+        lab = wait_until(lambda: _servers_of(student.uid), 120, "the student's server to start")[0]
+        limits = Path(f"/proc/{lab.pid}/limits").read_text()
+        assert re.search(rf"Max data size\s+{2 * 1024**3}\s+{2 * 1024**3}\s+bytes", limits), limits
+        assert re.search(r"Max processes\s+2048\s+2048", limits), limits
+        started = time.monotonic()
+        wait_until(lambda: not _servers_of(student.uid), 120, "the idle culler to stop the server")
+        assert time.monotonic() - started >= 5, "stopped before it had been idle for the timeout"
+        assert "Culling server" in server.log_tail(100_000), server.log_tail()
+    finally:
+        if server is not None:
+            server.stop("server-idle-hub.log")
+        shutil.rmtree(base, ignore_errors=True)

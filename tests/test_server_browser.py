@@ -47,7 +47,7 @@ COURSE_BIN = str(Path(sys.executable).with_name("course"))
 class Hub:
     """`course serve`'s steps (hub.prepare, hub.start_hub) on a copy of the course, on a free loopback port."""
 
-    def __init__(self, base: Path, students: int = 2):
+    def __init__(self, base: Path, students: int = 2, **serve_options):
         tag = uuid.uuid4().hex[:5]
         self.students = [f"dlcb-{chr(ord('a') + n)}-{tag}" for n in range(students)]
         self.instructor = f"dlcb-t-{tag}"
@@ -62,7 +62,7 @@ class Hub:
         self.port = hub.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.settings, _ = hub.prepare(Course.load(self.course_root), roster, self.instructor, base / "exchange",
-                                       "127.0.0.1", self.port)  # fmt: skip
+                                       "127.0.0.1", self.port, **serve_options)  # fmt: skip
         state = Path(self.settings.state_dir)
         self.passwords = dict(csv.reader(open(state / "passwords.csv")))
         self.log = state / "hub.log"
@@ -88,11 +88,11 @@ class Hub:
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
-    def stop(self) -> None:
+    def stop(self, log_name: str = "server-hub.log") -> None:
         hub.stop_hub(self.process)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         if self.log.exists():
-            shutil.copy(self.log, ARTIFACTS / "server-hub.log")
+            shutil.copy(self.log, ARTIFACTS / log_name)
         accounts.remove_accounts([*self.students, self.instructor])
 
 

@@ -48,6 +48,9 @@ class HubSettings:
     singleuser: str
     student_config: str
     instructor_config: str
+    idle_timeout_s: int = 3600  # a user's server idle this long is stopped (0: never); their files stay
+    process_memory_bytes: int = 6 * 1024**3  # each process of a user's server (JupyterLab, each kernel)
+    user_processes: int = 2048  # tasks (processes and threads) per user: a fork bomb stops here
 
 
 def free_port() -> int:
@@ -99,7 +102,8 @@ def _check_address_free(ip: str, port: int) -> None:
 
 
 def prepare(
-    course: Course, roster: Path, instructor: str, exchange_root: Path, ip: str, port: int
+    course: Course, roster: Path, instructor: str, exchange_root: Path, ip: str, port: int,
+    idle_timeout_s: int = 3600, process_memory_bytes: int = 6 * 1024**3,
 ) -> tuple[HubSettings, list[str]]:
     """Check everything, then create what the server needs: the roster read whole first (nothing is
     created from a bad one), then accounts (removed again if a later step fails), exchange, configuration."""
@@ -111,6 +115,8 @@ def prepare(
     if not PROXY.exists():
         raise CourseError(f"JupyterHub's proxy is not installed: {PROXY_INSTALL}")
     _check_address_free(ip, port)
+    if idle_timeout_s < 0 or process_memory_bytes < 256 * 1024**2:
+        raise CourseError("the idle timeout must be 0 (never) or more, the memory per process at least 256 MiB")
     students = [member.username for member in read_roster(roster, instructor)]
     state = course.root / ".hub"
     state.mkdir(mode=0o700, exist_ok=True)
@@ -137,6 +143,8 @@ def prepare(
             singleuser=str(Path(sys.executable).with_name("jupyterhub-singleuser")),
             student_config=str(state / "jupyter-student"),
             instructor_config=str(state / "jupyter-instructor"),
+            idle_timeout_s=idle_timeout_s,
+            process_memory_bytes=process_memory_bytes,
         )
         write_role_configs(settings)
         (state / "settings.json").write_text(json.dumps(asdict(settings), indent=2))

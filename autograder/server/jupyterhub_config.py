@@ -3,6 +3,7 @@ the JSON file that COURSE_HUB_SETTINGS names (autograder/server/hub.py writes it
 
 import json
 import os
+import sys
 from pathlib import Path
 
 c = get_config()  # noqa: F821  (JupyterHub injects get_config)
@@ -33,9 +34,29 @@ c.SandboxedSpawner.instructor = settings["instructor"]
 c.SandboxedSpawner.student_config = settings["student_config"]
 c.SandboxedSpawner.instructor_config = settings["instructor_config"]
 c.SandboxedSpawner.singleuser = settings["singleuser"]
+c.SandboxedSpawner.process_memory_bytes = settings["process_memory_bytes"]
+c.SandboxedSpawner.user_processes = settings["user_processes"]
 c.Spawner.default_url = "/lab"
 # The role's configuration is mounted at /etc/jupyter, read-only: ahead of the virtualenv's own (which turns
 # every nbgrader extension on), behind the user's ~/.jupyter (where Jupyter and nbgrader write their state).
 c.Spawner.environment = {"JUPYTER_CONFIG_PATH": "/etc/jupyter"}
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
+
+# Servers left idle are stopped (their files stay; the next login starts a new one): with 300 students,
+# the kernels of those who went to bed would otherwise hold the machine's memory. Activity is a browser
+# tab talking to the server or a kernel running, reported to the hub by the server and the proxy.
+idle = settings["idle_timeout_s"]
+if idle:
+    every = max(5, min(300, idle // 4))  # how often the hub hears of activity, and the culler looks
+    c.JupyterHub.last_activity_interval = every
+    c.Spawner.environment["JUPYTERHUB_ACTIVITY_INTERVAL"] = str(every)
+    c.JupyterHub.services = [{
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={idle}", f"--cull-every={every}"],
+    }]
+    c.JupyterHub.load_roles = [{
+        "name": "idle-culler",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["idle-culler"],
+    }]

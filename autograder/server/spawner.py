@@ -17,15 +17,20 @@ import shutil
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import Unicode
+from traitlets import Integer, Unicode
 
 from autograder.course import REPO_ROOT
 from autograder.sandbox import confine
 
 
-def sandbox_command(username: str, binds: list[tuple[str, str, bool]], config_dir: str) -> list[str]:
-    """bubblewrap + setpriv: run what follows as `username`, seeing only the listed (source, target, writable)
-    binds besides the system, the Python installation and `config_dir` at /etc/jupyter."""
+def sandbox_command(
+    username: str, binds: list[tuple[str, str, bool]], config_dir: str,
+    process_memory_bytes: int = 6 * 1024**3, user_processes: int = 2048,
+) -> list[str]:
+    """bubblewrap + prlimit + setpriv: run what follows as `username`, seeing only the listed (source, target,
+    writable) binds besides the system, the Python installation and `config_dir` at /etc/jupyter; each
+    process may use `process_memory_bytes` (RLIMIT_DATA: a kernel that asks for more gets a MemoryError,
+    the others go on; RLIMIT_AS would break `import torch`) and the user `user_processes` tasks."""
     user = pwd.getpwnam(username)
     argv = [
         shutil.which("bwrap") or "bwrap",
@@ -50,6 +55,9 @@ def sandbox_command(username: str, binds: list[tuple[str, str, bool]], config_di
         *argv,
         "--chdir", user.pw_dir,
         "--",
+        shutil.which("prlimit") or "prlimit",
+        f"--data={process_memory_bytes}", f"--nproc={user_processes}", "--core=0",
+        "--",
         shutil.which("setpriv") or "setpriv",
         f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups",
         "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
@@ -65,6 +73,8 @@ class SandboxedSpawner(LocalProcessSpawner):
     student_config = Unicode(help="Jupyter configuration folder for students (their /etc/jupyter)").tag(config=True)
     instructor_config = Unicode(help="Jupyter configuration folder for the instructor").tag(config=True)
     singleuser = Unicode(help="The jupyterhub-singleuser command of the course's Python").tag(config=True)
+    process_memory_bytes = Integer(6 * 1024**3, help="RLIMIT_DATA of each process of a user's server").tag(config=True)
+    user_processes = Integer(2048, help="RLIMIT_NPROC of each user (processes and threads)").tag(config=True)
 
     def make_preexec_fn(self, name):
         """Stay root until bubblewrap has mounted the view: setpriv drops to the user inside it."""
@@ -81,5 +91,6 @@ class SandboxedSpawner(LocalProcessSpawner):
             self.notebook_dir = self.course_root
         else:
             config = self.student_config
-        self.cmd = [*sandbox_command(name, binds, config), self.singleuser]
+        self.cmd = [*sandbox_command(name, binds, config, self.process_memory_bytes, self.user_processes),
+                    self.singleuser]
         return await super().start()
