@@ -36,7 +36,7 @@ NOTEBOOK = ROOT / "source" / "a8_training" / "a8_training.ipynb"
 AUTO_BUDGET = 'TRANSFER_BUDGETS["full" if device == "cuda" else "smoke"]'
 AUTO_THRESHOLDS = 'on_cuda = device == "cuda"'
 LAST_CELL = "test_transfer"
-THRESHOLDED = ["test_diagnosis", "test_ensemble", "test_compression", "test_transfer"]
+THRESHOLDED = ["test_kd_run", "test_diagnosis", "test_ensemble", "test_compression", "test_transfer"]
 
 
 def code_cells(budget: str, seed: int = 0) -> list[tuple[str, str, bool]]:
