@@ -9,4 +9,4 @@ main:
 test:
 	@scripts/setup.sh
 	.venv/bin/ruff check .
-	.venv/bin/python -m pytest -n 2
+	.venv/bin/python -m pytest -n 2 --durations=15

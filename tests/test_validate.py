@@ -16,7 +16,8 @@ COURSE_ASSIGNMENTS = Course.load(REPO_ROOT).assignments()
 
 AUTO_MUTANT_SAMPLE = 6  # per assignment in CI; bench/auto_mutants.py grades them all
 CI_GRADING_BUDGET_S = 150  # seconds of solution runs per assignment in CI (2 workers: about a minute and a half)
-FULL_CI_UNDER_S = 10  # a solution this fast is validated in full in CI
+FULL_CI_UNDER_S = 10  # a solution this fast is validated in full in CI...
+FULL_CI_MUTANT_RUNS_S = 250  # ...when its declared mutants fit in this many seconds of solution runs
 
 
 def ci_plan(repo_course, assignment) -> tuple[int, int | None, int]:
@@ -25,7 +26,8 @@ def ci_plan(repo_course, assignment) -> tuple[int, int | None, int]:
     --auto-mutants` grades everything (the README's tables come from it)."""
     solution = nbformat.read(repo_course.solutions_dir / assignment / f"{assignment}.ipynb", as_version=4)
     total_s = time_limits.stored_timing(solution).total_s
-    if total_s <= FULL_CI_UNDER_S:
+    declared = len(mutants.load(repo_course, assignment).mutants)
+    if total_s <= FULL_CI_UNDER_S and declared * total_s <= FULL_CI_MUTANT_RUNS_S:
         return 5, None, AUTO_MUTANT_SAMPLE
     runs = int(CI_GRADING_BUDGET_S / total_s)
     return (3, max(8, runs), 4) if runs >= 10 else (2, max(6, runs), 2)
