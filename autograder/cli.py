@@ -11,6 +11,7 @@ import click
 from autograder.command import CourseGroup, run
 from autograder.course import BROKER_URL_ENV, DEFAULT_BROKER_URL, LANGUAGE_ENV, Course, CourseError, hand_to_owner
 from autograder.grading.parts import GPU_TESTS, QUEUES, Part
+from autograder.server.hub import IDLE_TIMEOUT_S, PROCESS_MEMORY_BYTES
 
 course_option = click.option("--course", "course_root", type=click.Path(file_okay=False, path_type=Path), default=".",
                              show_default=True,
@@ -375,9 +376,9 @@ def translate_command(assignments: tuple[str, ...], all_: bool, language: str, c
               show_default=True, help="nbgrader's exchange folder.")
 @click.option("--ip", default="127.0.0.1", show_default=True, help="Address the hub listens on.")
 @click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--idle-timeout", type=click.IntRange(min=0), default=60, show_default=True,
+@click.option("--idle-timeout", type=click.IntRange(min=0), default=IDLE_TIMEOUT_S // 60, show_default=True,
               help="Minutes after which a user's idle server is stopped (their files stay); 0: never.")
-@click.option("--memory", type=click.FloatRange(min=0.25), default=6.0, show_default=True,
+@click.option("--memory", type=click.FloatRange(min=0.25), default=PROCESS_MEMORY_BYTES / 1024**3, show_default=True,
               help="GiB each process of a user's server may use (JupyterLab, each kernel).")
 @course_option
 def serve_command(roster: Path, instructor: str, exchange: Path, ip: str, port: int, idle_timeout: int,

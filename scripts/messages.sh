@@ -25,9 +25,10 @@ for domain in course_utils autograder; do
         mo=${po%.po}.mo
         $PYBABEL compile --statistics -i "$po" -o "$mo.new" -l "$language"
         if [ -f "$mo" ] && .venv/bin/python -c '
-import gettext, sys
-old, new = (gettext.GNUTranslations(open(path, "rb"))._catalog for path in sys.argv[1:])
-sys.exit(0 if {k: v for k, v in old.items() if k} == {k: v for k, v in new.items() if k} else 1)' "$mo" "$mo.new"; then
+import sys
+from babel.messages.mofile import read_mo
+old, new = ({m.id: m.string for m in read_mo(open(path, "rb")) if m.id} for path in sys.argv[1:])
+sys.exit(old != new)' "$mo" "$mo.new"; then
             rm "$mo.new"
         else
             mv "$mo.new" "$mo"

@@ -24,6 +24,11 @@ from autograder.server import accounts
 from autograder.server.exchange import Exchange
 from autograder.server.roster import read_roster
 
+# Defaults of `course serve` (its options override the first two).
+IDLE_TIMEOUT_S = 3600  # a user's server idle this long is stopped (0: never); their files stay
+PROCESS_MEMORY_BYTES = 6 * 1024**3  # RLIMIT_DATA of each process of a user's server (JupyterLab, each kernel)
+USER_PROCESSES = 2048  # RLIMIT_NPROC of each user: processes and threads (a fork bomb stops here)
+
 CONFIG_FILE = Path(__file__).with_name("jupyterhub_config.py")
 PROXY = REPO_ROOT / ".venv" / "node_modules" / ".bin" / "configurable-http-proxy"
 PROXY_INSTALL = "npm install --prefix .venv configurable-http-proxy@5.3.0 (scripts/setup.sh does it)"
@@ -48,9 +53,9 @@ class HubSettings:
     singleuser: str
     student_config: str
     instructor_config: str
-    idle_timeout_s: int = 3600  # a user's server idle this long is stopped (0: never); their files stay
-    process_memory_bytes: int = 6 * 1024**3  # each process of a user's server (JupyterLab, each kernel)
-    user_processes: int = 2048  # tasks (processes and threads) per user: a fork bomb stops here
+    idle_timeout_s: int = IDLE_TIMEOUT_S
+    process_memory_bytes: int = PROCESS_MEMORY_BYTES
+    user_processes: int = USER_PROCESSES
 
 
 def free_port() -> int:
@@ -103,7 +108,7 @@ def _check_address_free(ip: str, port: int) -> None:
 
 def prepare(
     course: Course, roster: Path, instructor: str, exchange_root: Path, ip: str, port: int,
-    idle_timeout_s: int = 3600, process_memory_bytes: int = 6 * 1024**3,
+    idle_timeout_s: int = IDLE_TIMEOUT_S, process_memory_bytes: int = PROCESS_MEMORY_BYTES,
 ) -> tuple[HubSettings, list[str]]:
     """Check everything, then create what the server needs: the roster read whole first (nothing is
     created from a bad one), then accounts (removed again if a later step fails), exchange, configuration."""

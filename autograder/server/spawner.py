@@ -21,11 +21,12 @@ from traitlets import Integer, Unicode
 
 from autograder.course import REPO_ROOT
 from autograder.sandbox import confine
+from autograder.server.hub import PROCESS_MEMORY_BYTES, USER_PROCESSES
 
 
 def sandbox_command(
     username: str, binds: list[tuple[str, str, bool]], config_dir: str,
-    process_memory_bytes: int = 6 * 1024**3, user_processes: int = 2048,
+    process_memory_bytes: int = PROCESS_MEMORY_BYTES, user_processes: int = USER_PROCESSES,
 ) -> list[str]:
     """bubblewrap + prlimit + setpriv: run what follows as `username`, seeing only the listed (source, target,
     writable) binds besides the system, the Python installation and `config_dir` at /etc/jupyter; each
@@ -73,8 +74,8 @@ class SandboxedSpawner(LocalProcessSpawner):
     student_config = Unicode(help="Jupyter configuration folder for students (their /etc/jupyter)").tag(config=True)
     instructor_config = Unicode(help="Jupyter configuration folder for the instructor").tag(config=True)
     singleuser = Unicode(help="The jupyterhub-singleuser command of the course's Python").tag(config=True)
-    process_memory_bytes = Integer(6 * 1024**3, help="RLIMIT_DATA of each process of a user's server").tag(config=True)
-    user_processes = Integer(2048, help="RLIMIT_NPROC of each user (processes and threads)").tag(config=True)
+    process_memory_bytes = Integer(PROCESS_MEMORY_BYTES, help="RLIMIT_DATA of each user process").tag(config=True)
+    user_processes = Integer(USER_PROCESSES, help="RLIMIT_NPROC of each user").tag(config=True)
 
     def make_preexec_fn(self, name):
         """Stay root until bubblewrap has mounted the view: setpriv drops to the user inside it."""
